@@ -1,0 +1,320 @@
+"""Reading the Kaggle layout: labels, cadence files with clear errors, splits, folds, a torch Dataset."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+N_FRAMES = 6
+FRAME_SHAPE = (273, 256)  # time rows x frequency channels
+CADENCE_SHAPE = (N_FRAMES, *FRAME_SHAPE)
+ON_FRAMES = (0, 2, 4)  # the target star: A in the order A B A C A D
+OFF_FRAMES = (1, 3, 5)
+DTYPES = (np.float16, np.float32)  # Kaggle ships float16; float32 copies are accepted
+ID_PATTERN = re.compile(r"^[0-9a-f]{15}$")
+LAYOUTS = ("on_stack", "all_stack", "on_channels")
+
+
+class DataError(ValueError):
+    """A data file that cannot be used; the message names the file and what is wrong."""
+
+
+def cadence_path(root: str | Path, cadence_id: str, side: str = "train") -> Path:
+    """`<root>/<side>/<id[0]>/<id>.npy`, the Kaggle layout."""
+    return Path(root) / side / cadence_id[0] / f"{cadence_id}.npy"
+
+
+def _header(path: Path) -> tuple[tuple, np.dtype, int]:
+    """Shape, dtype and data offset of a .npy file, read without loading the array or any pickle."""
+    with open(path, "rb") as f:
+        major, _ = np.lib.format.read_magic(f)
+        read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read(f)
+        return shape, dtype, f.tell()
+
+
+def inspect_cadence(path: str | Path, full: bool = True) -> str | None:
+    """What is wrong with one cadence file, or None when it is a usable cadence.
+
+    Checks existence, the .npy header, shape, dtype, truncation and (with `full`) NaN or inf values.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return "file not found"
+    try:
+        shape, dtype, offset = _header(path)
+    except Exception as e:  # not a .npy file, or a damaged header
+        return f"not a readable .npy file ({e})"
+    if dtype.hasobject:
+        return "holds Python objects (pickled data), refused"
+    if tuple(shape) != CADENCE_SHAPE:
+        return f"shape {tuple(shape)}, expected {CADENCE_SHAPE}"
+    if dtype not in DTYPES:
+        return f"dtype {dtype}, expected float16 (or float32)"
+    expected = offset + int(np.prod(shape)) * dtype.itemsize
+    size = path.stat().st_size
+    if size < expected:
+        return f"truncated: {size} bytes, expected {expected}"
+    if full:
+        data = np.load(path, mmap_mode="r", allow_pickle=False)
+        bad = ~np.isfinite(data)
+        if bad.any():
+            frames = sorted({int(i) for i in np.nonzero(bad)[0]})
+            return f"{int(bad.sum())} NaN/inf values in frames {frames}"
+    return None
+
+
+def load_cadence(path: str | Path, frames=None) -> np.ndarray:
+    """One cadence as float32 `(len(frames), 273, 256)`; raises DataError naming the file and the fault.
+
+    The file is memory-mapped, so only the asked-for frames are read from disk.
+    """
+    problem = inspect_cadence(path, full=False)
+    if problem:
+        raise DataError(f"{path}: {problem}")
+    data = np.load(path, mmap_mode="r", allow_pickle=False)
+    data = np.asarray(data if frames is None else data[list(frames)], dtype=np.float32)
+    if not np.isfinite(data).all():
+        raise DataError(f"{path}: {int((~np.isfinite(data)).sum())} NaN/inf values")
+    return data
+
+
+def read_labels(root: str | Path, name: str = "train_labels.csv") -> pd.DataFrame:
+    """The label file `id,target` (0 or 1), validated; raises DataError naming the file and rows at fault."""
+    path = Path(root) / name
+    if not path.is_file():
+        raise DataError(f"{path}: label file not found (expected the Kaggle layout: train_labels.csv, train/)")
+    try:
+        labels = pd.read_csv(path, dtype={"id": str})
+    except Exception as e:
+        raise DataError(f"{path}: not a readable CSV ({e})") from e
+    if list(labels.columns) != ["id", "target"]:
+        raise DataError(f"{path}: columns {list(labels.columns)}, expected ['id', 'target']")
+    problems = _label_problems(labels)
+    if problems:
+        raise DataError(f"{path}: " + "; ".join(problems))
+    labels["target"] = labels.target.astype(int)
+    return labels
+
+
+def _label_problems(labels: pd.DataFrame) -> list[str]:
+    problems = []
+    bad_ids = labels.id[~labels.id.fillna("").str.match(ID_PATTERN)]
+    if len(bad_ids):
+        problems.append(f"{len(bad_ids)} malformed ids (expected 15 hex characters), first: {bad_ids.iloc[0]!r}"
+                        f" on row {bad_ids.index[0] + 2}")
+    bad = ~labels.target.isin([0, 1])
+    if bad.any():
+        problems.append(f"{int(bad.sum())} targets not 0 or 1, first: {labels.target[bad].astype(object).iloc[0]}"
+                        f" on row {labels.index[bad][0] + 2}")
+    dup = labels.id[labels.id.duplicated()]
+    if len(dup):
+        problems.append(f"{len(dup)} duplicate ids, first: {dup.iloc[0]}")
+    return problems
+
+
+def read_truth(root: str | Path) -> pd.DataFrame | None:
+    """The synthetic truth table (signal kind, SNR, drift, ...) when the data set has one, else None."""
+    path = Path(root) / "truth.csv"
+    if not path.is_file():
+        return None
+    return pd.read_csv(path, dtype={"id": str, "on_frames": str, "backgrounds": str})
+
+
+def submission_ids(root: str | Path) -> list[str]:
+    """Ids of the unlabelled side: sample_submission.csv where present, else the files under test/."""
+    root = Path(root)
+    sub = root / "sample_submission.csv"
+    if sub.is_file():
+        return pd.read_csv(sub, dtype={"id": str}).id.tolist()
+    return sorted(p.stem for p in (root / "test").glob("*/*.npy"))
+
+
+# ---- splits -------------------------------------------------------------------------------------------
+
+def split(labels: pd.DataFrame, test_size: float = 0.3, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A reproducible stratified split: 70/30 train/test by default (as in the original study)."""
+    from sklearn.model_selection import train_test_split
+
+    a, b = train_test_split(labels, test_size=test_size, random_state=seed, stratify=labels.target)
+    return a.reset_index(drop=True), b.reset_index(drop=True)
+
+
+def assign_folds(labels: pd.DataFrame, k: int = 5, seed: int = 0) -> pd.DataFrame:
+    """`labels` with a `fold` column (0..k-1) from a stratified K-fold."""
+    from sklearn.model_selection import StratifiedKFold
+
+    folds = labels.reset_index(drop=True).copy()
+    folds["fold"] = -1
+    for fold, (_, idx) in enumerate(StratifiedKFold(k, shuffle=True, random_state=seed).split(folds, folds.target)):
+        folds.loc[idx, "fold"] = fold
+    return folds
+
+
+def folds_csv(path: str | Path, labels: pd.DataFrame, k: int = 5, seed: int = 0) -> pd.DataFrame:
+    """The fold assignment stored at `path`, written there first if absent.
+
+    An existing file is reused only when it covers exactly these ids with k folds; otherwise a clear error,
+    since silently re-splitting would make runs incomparable.
+    """
+    path = Path(path)
+    if not path.exists():
+        folds = assign_folds(labels, k, seed)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        folds.to_csv(path, index=False)
+        return folds
+    folds = pd.read_csv(path, dtype={"id": str})
+    if list(folds.columns) != ["id", "target", "fold"]:
+        raise DataError(f"{path}: columns {list(folds.columns)}, expected ['id', 'target', 'fold']")
+    if set(folds.id) != set(labels.id) or len(folds) != len(labels):
+        raise DataError(f"{path}: fold file covers other ids than these labels; delete it or pass another path")
+    if sorted(folds.fold.unique()) != list(range(k)):
+        raise DataError(f"{path}: folds {sorted(folds.fold.unique())}, expected 0..{k - 1}")
+    return folds
+
+
+# ---- the torch side -----------------------------------------------------------------------------------
+
+def layout_frames(layout: str) -> tuple[int, ...]:
+    """The frames an input layout uses."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; choose one of {LAYOUTS}")
+    return tuple(range(N_FRAMES)) if layout == "all_stack" else ON_FRAMES
+
+
+def to_layout(frames: np.ndarray, layout: str) -> np.ndarray:
+    """Arrange the frames of `layout_frames(layout)` as a (channels, height, width) image.
+
+    `on_stack`: the three ON scans one above the other (819 x 256), as the top Kaggle solutions did;
+    `all_stack`: all six (1638 x 256); `on_channels`: the ON scans as three channels (3 x 273 x 256).
+    """
+    if len(frames) != len(layout_frames(layout)):
+        raise ValueError(f"layout {layout!r} takes {len(layout_frames(layout))} frames, got {len(frames)}")
+    return frames if layout == "on_channels" else frames.reshape(1, -1, FRAME_SHAPE[1])
+
+
+@dataclass
+class CadenceDataset:
+    """A torch Dataset over cadence files: one memory-mapped file per item, float32 in a chosen layout.
+
+    `items` has an `id` column and, for labelled data, `target`. `size=(height, width)` resizes the image.
+    """
+
+    root: str | Path
+    items: pd.DataFrame
+    layout: str = "on_stack"
+    size: tuple[int, int] | None = None
+    side: str = "train"
+    transform: object = None  # a callable on the image tensor, for augmentation
+    paths: list[Path] = field(init=False)
+
+    def __post_init__(self):
+        self.frames = layout_frames(self.layout)
+        self.items = self.items.reset_index(drop=True)
+        self.paths = [cadence_path(self.root, i, self.side) for i in self.items.id]
+        self.targets = (self.items.target.to_numpy(np.float32) if "target" in self.items
+                        else np.zeros(len(self.items), np.float32))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int):
+        import torch
+        import torch.nn.functional as F
+
+        image = torch.from_numpy(to_layout(load_cadence(self.paths[i], self.frames), self.layout))
+        if self.size is not None:
+            image = F.interpolate(image[None], size=tuple(self.size), mode="area")[0]
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, torch.tensor(self.targets[i])
+
+
+
+# ---- validating a whole data set ----------------------------------------------------------------------
+
+@dataclass
+class CheckReport:
+    """What `check_dataset` found: counts, and every problem as (file, what is wrong)."""
+
+    root: Path
+    cadences: int = 0
+    needles: int = 0
+    haystack: int = 0
+    test_listed: int = 0
+    test_present: int = 0
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def __str__(self) -> str:
+        lines = [f"{self.root}: {self.cadences} labelled cadences, {self.needles} needles, {self.haystack} haystack"]
+        if self.test_listed or self.test_present:
+            lines.append(f"test side: {self.test_present} cadence files present for {self.test_listed} listed ids")
+        if self.problems:
+            lines.append(f"{len(self.problems)} problems:")
+            lines += [f"  {where}: {what}" for where, what in self.problems]
+        else:
+            lines.append("no problems found")
+        return "\n".join(lines)
+
+
+def check_dataset(root: str | Path, progress: bool = True) -> CheckReport:
+    """Validate a Kaggle-layout folder: the label file, every listed and every present cadence file.
+
+    Missing, extra, unreadable, truncated, wrong-shaped or wrong-typed files, NaN or inf values, malformed or
+    duplicate ids and bad targets are all reported, each with its file. On the test side a partial download
+    is normal: files listed in sample_submission.csv but absent are counted, not reported.
+    """
+    from tqdm.auto import tqdm
+
+    root = Path(root)
+    report = CheckReport(root)
+    if not root.is_dir():
+        report.problems.append((str(root), "folder not found"))
+        return report
+    try:
+        labels = read_labels(root)
+    except DataError as e:
+        where, _, what = str(e).partition(": ")
+        report.problems.append((where, what))
+        return report
+    report.cadences = len(labels)
+    report.needles = int(labels.target.sum())
+    report.haystack = report.cadences - report.needles
+
+    files = []
+    train_files = {p.stem: p for p in (root / "train").glob("*/*.npy")}
+    for cadence_id in labels.id:
+        path = cadence_path(root, cadence_id)
+        if cadence_id not in train_files:
+            report.problems.append((str(path), "listed in train_labels.csv but file not found"))
+        files.append(path)
+    for cadence_id in sorted(set(train_files) - set(labels.id)):
+        report.problems.append((str(train_files[cadence_id]), "file not listed in train_labels.csv"))
+    for path in train_files.values():
+        if path != cadence_path(root, path.stem):
+            report.problems.append((str(path), f"in folder {path.parent.name}/, expected {path.stem[0]}/"))
+
+    test_files = {p.stem: p for p in (root / "test").glob("*/*.npy")}
+    if (root / "sample_submission.csv").is_file() or test_files:
+        listed = submission_ids(root)
+        report.test_listed = len(listed)
+        report.test_present = len(set(listed) & set(test_files))
+        if (root / "sample_submission.csv").is_file():
+            for cadence_id in sorted(set(test_files) - set(listed)):
+                report.problems.append((str(test_files[cadence_id]), "file not listed in sample_submission.csv"))
+    files += sorted(test_files.values())
+
+    for path in tqdm(files, desc="checking cadences", unit="file", disable=not progress):
+        if path.is_file():
+            problem = inspect_cadence(path)
+            if problem:
+                report.problems.append((str(path), problem))
+    return report

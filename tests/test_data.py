@@ -1,0 +1,158 @@
+"""The data layer: the real Kaggle sample, layouts, splits, folds, and clear errors on bad input."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from seti_nb.cli import main
+from seti_nb.data import (CadenceDataset, DataError, assign_folds, cadence_path, check_dataset, folds_csv,
+                          load_cadence, read_labels, split, submission_ids)
+
+NEEDLES = {"0024012d1431fbc", "0028a35de92941d", "1004c26b9a3f877"}
+
+
+def test_real_sample_loads_and_checks(kaggle_sample, capsys):
+    labels = read_labels(kaggle_sample)
+    assert set(labels.id[labels.target == 1]) == NEEDLES
+    x = load_cadence(cadence_path(kaggle_sample, "0024012d1431fbc"))
+    assert x.shape == (6, 273, 256) and x.dtype == np.float32
+    np.testing.assert_allclose(x.std(axis=(1, 2)), 1, atol=0.01)
+    assert main(["check", str(kaggle_sample)]) == 0
+    out = capsys.readouterr().out
+    assert "6 labelled cadences, 3 needles, 3 haystack" in out
+    assert "2 cadence files present for 39995 listed ids" in out
+    assert len(submission_ids(kaggle_sample)) == 39995
+
+
+@pytest.mark.parametrize("layout, shape", [("on_stack", (1, 819, 256)), ("all_stack", (1, 1638, 256)),
+                                           ("on_channels", (3, 273, 256))])
+def test_dataset_layouts(kaggle_sample, layout, shape):
+    labels = read_labels(kaggle_sample)
+    ds = CadenceDataset(kaggle_sample, labels, layout=layout)
+    image, target = ds[0]
+    assert tuple(image.shape) == shape and str(image.dtype) == "torch.float32"
+    assert float(target) == labels.target[0]
+    raw = load_cadence(cadence_path(kaggle_sample, labels.id[0]))
+    if layout == "on_stack":  # frames 0, 2, 4 one above the other
+        np.testing.assert_array_equal(image[0, 273:546].numpy(), raw[2])
+    small = CadenceDataset(kaggle_sample, labels, layout=layout, size=(64, 32))[0][0]
+    assert tuple(small.shape) == (shape[0], 64, 32)
+
+
+def test_dataset_rejects_unknown_layout(kaggle_sample):
+    with pytest.raises(ValueError, match="unknown layout 'sideways'"):
+        CadenceDataset(kaggle_sample, read_labels(kaggle_sample), layout="sideways")
+
+
+def _labels(n=200, positive=20):
+    ids = [f"{i:015x}" for i in range(n)]
+    return pd.DataFrame({"id": ids, "target": [1] * positive + [0] * (n - positive)})
+
+
+def test_split_is_reproducible_and_stratified():
+    labels = _labels()
+    train, test = split(labels, 0.3, seed=1)
+    again, _ = split(labels, 0.3, seed=1)
+    other, _ = split(labels, 0.3, seed=2)
+    assert (len(train), len(test)) == (140, 60)
+    assert train.id.tolist() == again.id.tolist() and train.id.tolist() != other.id.tolist()
+    assert (train.target.sum(), test.target.sum()) == (14, 6)
+    assert not set(train.id) & set(test.id)
+    fit, val = split(train, 0.1, seed=1)
+    assert (len(fit), len(val), val.target.sum()) == (126, 14, 1)
+
+
+def test_folds_are_stratified_written_and_reused(tmp_path):
+    labels = _labels()
+    folds = assign_folds(labels, k=5, seed=0)
+    assert folds.groupby("fold").target.sum().tolist() == [4] * 5
+    path = tmp_path / "folds.csv"
+    written = folds_csv(path, labels, k=5, seed=0)
+    reread = folds_csv(path, labels, k=5, seed=99)  # the file wins over a new seed
+    assert reread.fold.tolist() == written.fold.tolist()
+    with pytest.raises(DataError, match="folds.csv: fold file covers other ids"):
+        folds_csv(path, labels.iloc[:100], k=5)
+    with pytest.raises(DataError, match="expected 0..2"):
+        folds_csv(path, labels, k=3)
+
+
+# ---- bad input -------------------------------------------------------------------------------------
+
+def _good() -> np.ndarray:
+    return np.random.default_rng(0).standard_normal((6, 273, 256)).astype(np.float16)
+
+
+def _bad_files(root):
+    """One bad file of each kind, as (path, phrase its error must contain)."""
+    (root / "train" / "0").mkdir(parents=True)
+    cases = {}
+    path = root / "train/0/000000000000001.npy"  # cut short, as by an interrupted download
+    np.save(path, _good())
+    path.write_bytes(path.read_bytes()[:400_000])
+    cases[path] = "truncated"
+    path = root / "train/0/000000000000002.npy"
+    np.save(path, _good()[:, :200])
+    cases[path] = "shape (6, 200, 256), expected (6, 273, 256)"
+    path = root / "train/0/000000000000003.npy"
+    np.save(path, _good().astype(np.int32))
+    cases[path] = "dtype int32"
+    path = root / "train/0/000000000000004.npy"
+    x = _good()
+    x[3, 10, 10] = np.nan
+    np.save(path, x)
+    cases[path] = "NaN/inf values"
+    path = root / "train/0/000000000000005.npy"
+    np.save(path, np.array([{"evil": 1}], dtype=object), allow_pickle=True)
+    cases[path] = "pickled data"
+    path = root / "train/0/000000000000006.npy"
+    path.write_text("this is not numpy")
+    cases[path] = "not a readable .npy file"
+    cases[root / "train/0/000000000000007.npy"] = "not found"
+    return cases
+
+
+def test_loader_names_the_file_and_the_fault(tmp_path):
+    for path, phrase in _bad_files(tmp_path).items():
+        with pytest.raises(DataError) as err:
+            load_cadence(path)
+        assert str(path) in str(err.value) and phrase in str(err.value)
+
+
+def test_check_reports_every_bad_file(tmp_path, capsys):
+    cases = _bad_files(tmp_path)
+    ids = [p.stem for p in cases] + ["000000000000008"]
+    pd.DataFrame({"id": ids, "target": [0, 1] * 4}).to_csv(tmp_path / "train_labels.csv", index=False)
+    np.save(tmp_path / "train/0/000000000000008.npy", _good())
+    (tmp_path / "train/1").mkdir()
+    np.save(tmp_path / "train/1/100000000000009.npy", _good())  # a file nobody listed
+    report = check_dataset(tmp_path, progress=False)
+    assert (report.cadences, report.needles) == (8, 4)
+    assert main(["check", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    for path, phrase in cases.items():
+        assert any(str(path) in line and phrase in line for line in out.splitlines()), (path, phrase)
+    assert "100000000000009.npy: file not listed in train_labels.csv" in out
+    assert "000000000000008" not in out
+
+
+@pytest.mark.parametrize("text, phrase", [
+    ("id,label\n000000000000001,0\n", "columns ['id', 'label'], expected ['id', 'target']"),
+    ("id,target\n000000000000001,2\n", "targets not 0 or 1, first: 2 on row 2"),
+    ("id,target\n000000000000001,0\n000000000000001,1\n", "1 duplicate ids, first: 000000000000001"),
+    ("id,target\nnot-an-id,0\n", "malformed ids (expected 15 hex characters), first: 'not-an-id'"),
+    ("id,target\n000000000000001,\n", "targets not 0 or 1"),
+])
+def test_malformed_label_file(tmp_path, capsys, text, phrase):
+    (tmp_path / "train_labels.csv").write_text(text)
+    with pytest.raises(DataError) as err:
+        read_labels(tmp_path)
+    assert "train_labels.csv" in str(err.value) and phrase in str(err.value)
+    assert main(["check", str(tmp_path)]) == 1
+    assert phrase in capsys.readouterr().out
+
+
+def test_missing_folder_and_label_file(tmp_path, capsys):
+    assert main(["check", str(tmp_path / "nowhere")]) == 1
+    assert "folder not found" in capsys.readouterr().out
+    with pytest.raises(DataError, match="train_labels.csv: label file not found"):
+        read_labels(tmp_path)
