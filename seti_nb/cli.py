@@ -1,4 +1,4 @@
-"""The `seti-nb` command line: synth, check (and, as the workbook grows, run, train, predict)."""
+"""The `seti-nb` command line: synth, check, run (and, as the workbook grows, train, predict)."""
 
 from __future__ import annotations
 
@@ -30,13 +30,15 @@ def _check(args) -> int:
 
 
 def _run(args) -> int:
-    from .data import check_dataset
-    from .synth import ensure_data
+    from .runner import find_notebooks, run_notebooks
+    from .workbook import ensure_data
 
-    data = ensure_data(args.data or "")
-    report = check_dataset(data)
-    print(report)
-    return 0 if report.ok else 1
+    notebooks = find_notebooks(args.notebooks)
+    data = ensure_data(args.data or "")  # made once, before the first notebook needs it
+    run, ok = run_notebooks(notebooks, args.profile, data=str(data) if args.data else None,
+                            out=args.out, device=args.device)
+    print(f"run folder: {run}")
+    return 0 if ok else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,8 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", type=Path)
     p.set_defaults(func=_check)
 
-    p = sub.add_parser("run", help="the main job: make (once) and check the default data set")
+    p = sub.add_parser("run", help="execute the notebooks in order with papermill into a new run folder")
+    p.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="number (03), stem or path; default: all")
+    p.add_argument("--profile", choices=["quick", "full"], default="quick",
+                   help="quick: the parameters cells, sized for a CPU; full: notebooks/params/full.yaml")
     p.add_argument("--data", type=Path, default=None, help="a Kaggle-layout folder (default: the synthetic set)")
+    p.add_argument("--out", type=Path, default=None, help="where the new run folder goes (default: runs/)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.set_defaults(func=_run)
     return parser
 

@@ -39,10 +39,100 @@ def plot_cadence(cadence: np.ndarray, title: str | None = None, fig=None, cmap: 
             side.set_linewidth(2 if i in ON_FRAMES else 1)
         ax.set_yticks([])
         if path is not None and np.isfinite(path[i]).any():
-            ax.plot(path[i], np.arange(len(path[i])), "w--", lw=0.8, alpha=0.7)
+            ax.plot(np.asarray(path[i]) + 8, np.arange(len(path[i])), "w--", lw=0.8, alpha=0.8)
             ax.set_xlim(-0.5, cadence.shape[2] - 0.5)
     axes[-1].set_xlabel("frequency channel")
     if title:
         axes[0].set_title(title, fontsize=10)
-    fig.subplots_adjust(hspace=0.05)
+    fig.subplots_adjust(hspace=0.05, left=0.25)
     return fig
+
+
+def compare_cadences(cadences: dict, fig=None, **kwargs):
+    """Several cadences side by side, titled by the keys of `cadences` (e.g. before and after a filter)."""
+    import matplotlib.pyplot as plt
+
+    if fig is None:
+        fig = plt.figure(figsize=(3.2 * len(cadences), 6.5))
+    subfigs = np.atleast_1d(fig.subfigures(1, len(cadences)))
+    for sub, (title, cadence) in zip(subfigs, cadences.items()):
+        plot_cadence(cadence, title=title, fig=sub, **kwargs)
+    return fig
+
+
+def plot_timeline(path_channels=None, ax=None):
+    """The ABACAD observing sequence on a time axis: six scans, ON (A) in red, OFF in blue.
+
+    `path_channels` (optional, six arrays of channels per row, NaN where absent) draws a needle's
+    frequency through time, to show that one signal continues across the ON scans.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    from .synth import cadence_rows
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 2.6))
+    for i in range(N_FRAMES):
+        rows = cadence_rows(i)
+        colour = ON_COLOUR if i in ON_FRAMES else OFF_COLOUR
+        ax.add_patch(Rectangle((rows[0], 0), len(rows), 256, color=colour, alpha=0.12))
+        ax.text(rows.mean(), 262, frame_label(i), ha="center", color=colour, fontsize=8)
+        if path_channels is not None:
+            ax.plot(rows, path_channels[i], color="k", lw=1.5)
+    ax.set_xlim(0, cadence_rows(N_FRAMES - 1)[-1] + 1)
+    ax.set_ylim(0, 275)
+    ax.set_xlabel("time (rows of 1.1 s, scans of 5 min, slews between)")
+    ax.set_ylabel("frequency channel")
+    return ax.figure
+
+
+def plot_class_histograms(values, target, bins=50, ax=None, xlabel: str = "", density: bool = True):
+    """Overlaid histograms of one quantity for haystack (0) and needles (1)."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 3))
+    values, target = np.asarray(values, dtype=float), np.asarray(target)
+    edges = np.histogram_bin_edges(values[np.isfinite(values)], bins=bins)
+    for label, colour, name in ((0, "0.5", "haystack"), (1, ON_COLOUR, "needles")):
+        ax.hist(values[target == label], bins=edges, density=density, histtype="step", lw=1.5, color=colour,
+                label=f"{name} ({int((target == label).sum())})")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("density" if density else "count")
+    ax.legend()
+    return ax.figure
+
+
+def plot_roc(curves: dict, ax=None):
+    """ROC curves: `curves` maps a name to (target, score); the legend gives each AUC."""
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 4))
+    for name, (target, score) in curves.items():
+        fpr, tpr, _ = roc_curve(target, score)
+        ax.plot(fpr, tpr, lw=1.5, label=f"{name} (AUC {roc_auc_score(target, score):.3f})")
+    ax.plot([0, 1], [0, 1], "k:", lw=1, label="chance")
+    ax.set_xlabel("false-positive rate")
+    ax.set_ylabel("true-positive rate (recall)")
+    ax.legend(loc="lower right")
+    return ax.figure
+
+
+def plot_recall(table, ax=None, title: str = ""):
+    """A bar chart of recall per group (a table from `metrics.recall_by`), with the needle count on each bar."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 3))
+    labels = [str(i) for i in table.index]
+    bars = ax.bar(labels, table.recall, color=ON_COLOUR, alpha=0.7)
+    for bar, n in zip(bars, table.needles):
+        ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height() + 0.02, f"n={n}", ha="center", fontsize=7)
+    ax.set_ylim(0, 1.1)
+    ax.set_ylabel("recall")
+    ax.set_xlabel(table.index.name)
+    ax.set_title(title)
+    return ax.figure

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -22,12 +21,13 @@ DT_S = 1.1  # row length: 273 rows make one 5-minute scan
 SLEW_S = 15.0  # telescope move between scans
 SCAN_S = FRAME_SHAPE[0] * DT_S
 NOISE_MEAN = 10.0
+VERSION = 1  # of the generator: bump it when a change alters the files a seed gives
 KINDS = ("line", "curve", "sine")
 BACKGROUNDS = ("ripple", "slope", "gain", "burst", "rfi", "drift_rfi", "off_signal")
 # Each background is drawn for every cadence with the same probability whatever its class, so
 # backgrounds alone never tell the classes apart.  `off_signal` is a needle-shaped signal continuous
 # across the OFF scans: with it, statistics pooled over the six frames cannot see a needle.
-BACKGROUND_P = {"ripple": 0.8, "slope": 0.5, "gain": 0.6, "burst": 0.3, "rfi": 0.55, "drift_rfi": 0.35, "off_signal": 0.55}
+BACKGROUND_P = {"ripple": 0.9, "slope": 0.5, "gain": 0.8, "burst": 0.3, "rfi": 0.55, "drift_rfi": 0.35, "off_signal": 0.55}
 TRUTH_COLUMNS = [
     "id", "side", "target", "kind", "snr", "width_hz", "drift_hz_s", "channel_ref", "row_ref",
     "drift_px", "curvature_px", "sine_amp_px", "sine_period_rows", "scintillating", "on_frames",
@@ -186,14 +186,14 @@ class _Maker:
             phases, amps = rng.uniform(0, 2 * np.pi, 8), rng.normal(0, 1, 8) / k
             ripple = (amps[:, None] * np.sin(2 * np.pi * k[:, None] * self.fchans / 256 + phases[:, None])).sum(0)
             ripple += rng.normal(0, 0.5, 256)  # channel-to-channel gain differences
-            ripple *= rng.uniform(0.3, 2.0) * noise_std / ripple.std()
+            ripple *= rng.uniform(0.5, 3.0) * noise_std / ripple.std()
             data += ripple * rng.uniform(0.8, 1.2, (N_FRAMES, 1, 1))
         if "slope" in present:  # a tilt of the band, changing a little from scan to scan
             data += (rng.uniform(-2, 2) + rng.normal(0, 0.3, (N_FRAMES, 1, 1))) * noise_std * (self.fchans / 255 - 0.5)
         if "gain" in present:  # receiver gain wandering in time: slow horizontal banding
             walk = np.cumsum(rng.normal(0, 1, (N_FRAMES, FRAME_SHAPE[0])), axis=1)
             walk -= walk.mean(axis=1, keepdims=True)
-            walk *= rng.uniform(0.1, 0.8) * noise_std / (walk.std() + 1e-12)
+            walk *= rng.uniform(0.15, 1.2) * noise_std / (walk.std() + 1e-12)
             data += walk[:, :, None] * (1 + rng.uniform(-0.5, 0.5) * (self.fchans / 255 - 0.5))
         if "burst" in present:  # broadband bursts: bright rows in any scan
             for _ in range(rng.integers(1, 5)):
@@ -284,45 +284,9 @@ def synthesize(out: str | os.PathLike, config: SynthConfig = SynthConfig(), work
     train[["id", "target"]].to_csv(out / "train_labels.csv", index=False)
     test = plan[plan.side == "test"]
     pd.DataFrame({"id": test.id, "target": 0.5}).to_csv(out / "sample_submission.csv", index=False)
-    meta = {"generator": "seti_nb.synth", "n": config.n, "seed": config.seed,
+    meta = {"generator": "seti_nb.synth", "version": VERSION, "n": config.n, "seed": config.seed,
             "positive_fraction": config.positive_fraction, "test_fraction": config.test_fraction,
             "snr_range": list(config.snr_range)}
     (out / "synth.json").write_text(json.dumps(meta, indent=2) + "\n")
     return out
 
-
-def default_data_dir() -> Path:
-    """Where the embedded default data set lives: `$SETI_NB_DATA`, else `data/synthetic` in the project
-    checkout (beside pyproject.toml), else `~/.cache/seti-nb/synthetic` for a non-editable install."""
-    if os.environ.get("SETI_NB_DATA"):
-        return Path(os.environ["SETI_NB_DATA"])
-    checkout = Path(__file__).resolve().parents[1]
-    if (checkout / "pyproject.toml").is_file():
-        return checkout / "data" / "synthetic"
-    return Path.home() / ".cache" / "seti-nb" / "synthetic"
-
-
-def ensure_data(data_dir: str | os.PathLike = "", config: SynthConfig = SynthConfig()) -> Path:
-    """The data folder to use. An empty `data_dir` means the embedded default, synthesized on first use;
-    any other folder must already hold a Kaggle-layout data set (real or synthetic)."""
-    if data_dir:
-        path = Path(data_dir)
-        if not (path / "train_labels.csv").is_file():
-            raise FileNotFoundError(f"{path}: no train_labels.csv; point data_dir at a Kaggle-layout folder "
-                                    "(train_labels.csv, train/) or leave it empty for the synthetic default")
-        return path
-    path = default_data_dir()
-    if not (path / "synth.json").is_file():
-        if path.exists() and any(path.iterdir()):
-            raise FileExistsError(f"{path}: holds files but no finished synthetic data set (no synth.json); "
-                                  "move it away to let seti-nb write the default data set there")
-        print(f"writing the default synthetic data set ({config.n} cadences, seed {config.seed}) to {path}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".partial")
-        if tmp.exists():
-            shutil.rmtree(tmp)  # left by an interrupted earlier synthesis: ours to remove
-        synthesize(tmp, config)
-        if path.exists():
-            path.rmdir()  # empty, as checked above
-        tmp.rename(path)
-    return path

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seti_nb.data import ID_PATTERN, OFF_FRAMES, cadence_path, check_dataset, read_labels, read_truth
+from seti_nb.data import (ID_PATTERN, OFF_FRAMES, cadence_path, check_dataset, file_statistics, load_cadence,
+                          read_labels, read_truth)
 from seti_nb.synth import SynthConfig, cadence_rows, needle_channels, synthesize
 
 
@@ -87,24 +88,22 @@ def test_needle_power_lies_on_its_truth_path_in_on_frames_only(synth_data):
             off_gains.append(np.mean(off))
             on_minus_off.append(on - np.mean(off))
     assert len(off_gains) > len(strong) / 2
-    assert np.max(np.abs(off_gains)) < 1.0, "power along the path in OFF frames"
+    # OFF frames: nothing along the path, bar the odd crossing of interference
+    assert np.median(np.abs(off_gains)) < 0.3 and np.mean(np.abs(off_gains) < 0.6) > 0.9
     assert np.median(on_minus_off) > 0.5
     assert np.mean(np.array(on_minus_off) > 0.2) > 0.9
 
 
 def test_no_leak_through_whole_file_statistics(synth_data):
     """The first Kaggle release leaked: per-file statistics separated the classes. Ours must not."""
-    from scipy.stats import kurtosis
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import cross_val_score
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     labels = read_labels(synth_data)
-    features = []
-    for cadence_id in labels.id:
-        x = np.load(cadence_path(synth_data, cadence_id), allow_pickle=False).astype(np.float64).ravel()
-        features.append([x.mean(), x.std(), x.min(), x.max(), kurtosis(x), np.percentile(x, 99)])
+    features = [list(file_statistics(load_cadence(cadence_path(synth_data, i))).values()) for i in labels.id]
+    assert len(features[0]) == 6
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
     auc = cross_val_score(model, np.array(features), labels.target, cv=5, scoring="roc_auc").mean()
     assert auc < 0.6, f"whole-file statistics separate the classes: cross-validated AUC {auc:.3f}"

@@ -1,0 +1,168 @@
+"""What every notebook does first: seed, style, data, device and output folder, in one `setup` call."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .data import read_labels, read_truth
+from .synth import VERSION, SynthConfig, synthesize
+
+DEFAULT_DATA = SynthConfig(n=2000, seed=0)  # the embedded default data set
+
+
+def project_dir() -> Path | None:
+    """The checkout this package runs from (editable install), or None for a plain install."""
+    checkout = Path(__file__).resolve().parents[1]
+    return checkout if (checkout / "pyproject.toml").is_file() else None
+
+
+def default_data_dir() -> Path:
+    """Where the embedded default data set lives: `$SETI_NB_DATA`, else `data/synthetic-v<generator version>`
+    in the checkout (or in `~/.cache/seti-nb` for a plain install): a new generator writes a new folder."""
+    if os.environ.get("SETI_NB_DATA"):
+        return Path(os.environ["SETI_NB_DATA"])
+    checkout = project_dir()
+    parent = checkout / "data" if checkout else Path.home() / ".cache" / "seti-nb"
+    return parent / f"synthetic-v{VERSION}"
+
+
+def ensure_data(data_dir: str | os.PathLike = "", config: SynthConfig = DEFAULT_DATA) -> Path:
+    """The data folder to use. An empty `data_dir` means the embedded default, synthesized on first use;
+    any other folder must already hold a Kaggle-layout data set (real or synthetic)."""
+    if data_dir:
+        path = Path(data_dir)
+        if not (path / "train_labels.csv").is_file():
+            raise FileNotFoundError(f"{path}: no train_labels.csv; point data_dir at a Kaggle-layout folder "
+                                    "(train_labels.csv, train/) or leave it empty for the synthetic default")
+        return path
+    path = default_data_dir()
+    if not (path / "synth.json").is_file():
+        if path.exists() and any(path.iterdir()):
+            raise FileExistsError(f"{path}: holds files but no finished synthetic data set (no synth.json); "
+                                  "move it away to let seti-nb write the default data set there")
+        print(f"writing the default synthetic data set ({config.n} cadences, seed {config.seed}) to {path}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".partial")
+        if tmp.exists():
+            shutil.rmtree(tmp)  # left by an interrupted earlier synthesis: ours to remove
+        synthesize(tmp, config)
+        if path.exists():
+            path.rmdir()  # empty, as checked above
+        tmp.rename(path)
+    return path
+
+
+def new_folder(parent: str | os.PathLike, name: str) -> Path:
+    """A new folder `parent/name`, or `name-2`, `name-3`... : earlier runs are never written over."""
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    for i in range(1, 10_000):
+        path = parent / (name if i == 1 else f"{name}-{i}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"{parent}: no free folder name for {name}")
+
+
+def runs_dir() -> Path:
+    checkout = project_dir()
+    return checkout / "runs" if checkout else Path.cwd() / "runs"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch, and ask torch for deterministic kernels (CPU results repeat exactly)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+
+
+def pick_device(device: str = "auto") -> str:
+    """'cuda' when asked for or available with 'auto', else 'cpu'; a clear error for an absent GPU."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device='cuda' asked for, but torch sees no GPU; use device='auto' or 'cpu'")
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+    return device
+
+
+def set_style() -> None:
+    """The workbook's one plotting style."""
+    import matplotlib.pyplot as plt
+
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        get_ipython = lambda: None  # noqa: E731
+    if get_ipython() is not None:  # in a notebook: noisy waterfalls take a tenth of the room as JPEG
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+        set_matplotlib_formats("jpeg")
+    plt.rcParams.update({"figure.dpi": 80, "axes.grid": False, "axes.titlesize": 10, "axes.labelsize": 9,
+                         "xtick.labelsize": 8, "ytick.labelsize": 8, "legend.fontsize": 8,
+                         "axes.spines.top": False, "axes.spines.right": False})
+
+
+@dataclass
+class Workbook:
+    """A notebook's context: where its data and outputs are, its device and seed."""
+
+    name: str
+    data: Path
+    out: Path
+    device: str
+    seed: int
+
+    @property
+    def labels(self) -> pd.DataFrame:
+        return read_labels(self.data)
+
+    @property
+    def truth(self) -> pd.DataFrame | None:
+        """The synthetic truth table (training side), or None for real data."""
+        truth = read_truth(self.data)
+        return None if truth is None else truth[truth.side == "train"].reset_index(drop=True)
+
+    def headline(self, **numbers) -> pd.Series:
+        """Record the notebook's headline numbers in `out/headline.json` (read by `seti-nb run`)."""
+        numbers = {k: (round(float(v), 4) if isinstance(v, (float, np.floating)) else v) for k, v in numbers.items()}
+        path = self.out / "headline.json"
+        old = json.loads(path.read_text()) if path.exists() else {}
+        path.write_text(json.dumps({**old, **numbers}, indent=1) + "\n")
+        return pd.Series(numbers, name=self.name)
+
+
+def setup(name: str, data_dir: str = "", seed: int = 0, device: str = "auto", out_dir: str = "") -> Workbook:
+    """Seed, style, data (the synthetic default made on first use), device and a new output folder.
+
+    `out_dir` empty: a new folder `runs/<name>-<time>` in the checkout; else that folder (made if absent).
+    """
+    seed_everything(seed)
+    set_style()
+    data = ensure_data(data_dir)
+    if out_dir:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+    else:
+        out = new_folder(runs_dir(), f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    return Workbook(name=name, data=data, out=out, device=pick_device(device), seed=seed)

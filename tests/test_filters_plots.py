@@ -1,0 +1,105 @@
+"""Filters (known inputs, known outputs), plots (figure structure, labels) and widgets' pure functions."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from seti_nb import filters, metrics, plots, widgets  # noqa: E402
+
+
+def test_derivative_x_finds_vertical_edges():
+    image = np.zeros((5, 6), np.float32)
+    image[:, 3:] = 1  # a vertical step between columns 2 and 3
+    out = filters.convolve(image, filters.DERIVATIVE_X)
+    np.testing.assert_array_equal(out[2], [0, 0, 3, 3, 0, 0])  # convolution flips the kernel
+    assert not filters.convolve(image, filters.DERIVATIVE_Y).any()
+    np.testing.assert_array_equal(filters.DERIVATIVE_Y, [[-1, -1, -1], [0, 0, 0], [1, 1, 1]])
+
+
+def test_derivative_kernel_sizes():
+    k = filters.derivative_kernel(5, "x")
+    assert k.shape == (5, 5) and (k[:, 0] == 1).all() and (k[:, -1] == -1).all() and k[:, 1:-1].sum() == 0
+    np.testing.assert_array_equal(filters.derivative_kernel(3, "x"), filters.DERIVATIVE_X)
+    with pytest.raises(ValueError, match="odd"):
+        filters.derivative_kernel(4)
+
+
+def test_merge_similar_maps_close_values_to_their_mean():
+    image = np.array([[0.0, 0.1, 0.2, 1.0, 1.1, 3.0]], np.float32)
+    # distinct values 0, .1, .2, 1, 1.1, 3: mean difference 0.6; strength 1 cuts steps of 0.6 from 0
+    out = filters.merge_similar(image, strength=1.0)
+    np.testing.assert_allclose(out, [[0.1, 0.1, 0.1, 1.05, 1.05, 3.0]], rtol=1e-6)
+    np.testing.assert_array_equal(filters.merge_similar(image, 0), image)
+
+
+def test_respace_spaces_distinct_values_evenly_in_order():
+    image = np.array([[5.0, 0.0, 1.0, 1.0, 2.0]], np.float32)
+    out = filters.respace(image)  # distinct 0, 1, 2, 5: mean difference 5/3
+    np.testing.assert_allclose(out, [[5.0, 0.0, 5 / 3, 5 / 3, 10 / 3]], rtol=1e-6)
+
+
+def _cadence_with_line(frames, rng, strength=3.0):
+    cadence = rng.standard_normal((6, 273, 256)).astype(np.float32)
+    for f in frames:
+        cadence[f, :, 100:102] += strength
+    return cadence
+
+
+def test_on_off_score_prefers_a_line_in_on_frames_only():
+    rng = np.random.default_rng(0)
+    needle = filters.on_off_score(_cadence_with_line((0, 2, 4), rng))
+    rfi = filters.on_off_score(_cadence_with_line(range(6), rng))
+    noise = filters.on_off_score(_cadence_with_line((), rng))
+    assert needle > 1.0 > max(rfi, noise)
+
+
+def test_metrics_recall_at_fpr_and_recall_by():
+    target = np.array([0] * 100 + [1] * 4)
+    score = np.r_[np.arange(100) / 100, [2, 2, 0.5, 0.99]]
+    assert metrics.threshold_at_fpr(target, score, 0.05) == pytest.approx(0.9405)
+    assert metrics.recall_at_fpr(target, score, 0.05) == 0.75
+    truth = pd.DataFrame({"target": target, "snr": np.r_[np.zeros(100), [50, 40, 5, 6]],
+                          "kind": ["x"] * 100 + ["line", "line", "sine", "line"]})
+    by_snr = metrics.recall_by(truth, score, 0.9405, "snr")
+    assert by_snr.loc["<8"].tolist() == [0.5, 2] and by_snr.loc["30+"].tolist() == [1.0, 2]
+    by_kind = metrics.recall_by(truth, score, 0.9405, "kind")
+    assert by_kind.recall.to_dict() == {"line": 1.0, "sine": 0.0}
+
+
+def test_plot_cadence_labels_on_and_off():
+    fig = plots.plot_cadence(np.zeros((6, 273, 256)), title="t")
+    assert len(fig.axes) == 6
+    assert [ax.get_ylabel() for ax in fig.axes] == ["ON (A)", "OFF (B)", "ON (A)", "OFF (C)", "ON (A)", "OFF (D)"]
+    assert fig.axes[0].get_title() == "t" and fig.axes[-1].get_xlabel() == "frequency channel"
+    with pytest.raises(ValueError, match="shape"):
+        plots.plot_cadence(np.zeros((5, 10, 10)))
+    plt.close("all")
+
+
+def test_compare_roc_recall_plots():
+    fig = plots.compare_cadences({"a": np.zeros((6, 8, 8)), "b": np.ones((6, 8, 8))})
+    assert len(fig.axes) == 12 and fig.axes[6].get_title() == "b"
+    y = np.array([0, 0, 1, 1])
+    ax = plots.plot_roc({"perfect": (y, [0, 0.1, 0.8, 0.9])}).axes[0]
+    assert "perfect (AUC 1.000)" in [t.get_text() for t in ax.get_legend().get_texts()]
+    table = pd.DataFrame({"recall": [0.5, 1.0], "needles": [2, 3]}, index=pd.Index(["a", "b"], name="kind"))
+    ax = plots.plot_recall(table).axes[0]
+    assert len(ax.patches) == 2 and ax.get_xlabel() == "kind"
+    assert len(plots.plot_timeline().axes[0].patches) == 6
+    plt.close("all")
+
+
+def test_widget_functions_without_widgets():
+    row = pd.Series({"id": "abc", "target": 1, "kind": "line", "snr": 20.0, "drift_hz_s": 0.1, "on_frames": "02",
+                     "channel_ref": 100.0, "row_ref": 10.0, "drift_px": 0.0, "curvature_px": 0.0,
+                     "sine_amp_px": 0.0, "sine_period_rows": 1.0})
+    assert "needle, line, SNR 20" in widgets.describe(row)
+    path = widgets.truth_path(row)
+    assert np.allclose(path[0], 100) and np.allclose(path[2], 100) and np.isnan(path[4]).all()
+    fig = widgets.filter_view(np.random.default_rng(0).standard_normal((6, 273, 256)), sigma=0)
+    assert len(fig.axes) == 12
+    plt.close("all")

@@ -1,0 +1,94 @@
+"""The notebook machinery: hygiene of the committed notebooks, nbval catching a change, `seti-nb run`."""
+
+import ast
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from seti_nb.runner import find_notebooks, run_notebooks
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def test_notebooks_are_numbered_in_order():
+    assert NOTEBOOKS, "no committed notebooks"
+    for i, path in enumerate(NOTEBOOKS, start=1):
+        assert re.fullmatch(rf"{i:02d}_[a-z0-9]+(_[a-z0-9]+)*\.ipynb", path.name), path.name
+    assert find_notebooks() == NOTEBOOKS
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_hygiene(path):
+    nb = nbformat.read(path, as_version=4)
+    assert nb.metadata.kernelspec.name == "python3"
+    assert "papermill" not in nb.metadata
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1 and tagged[0] is code[0], "one parameters cell, the first code cell"
+    for statement in ast.parse(tagged[0].source).body:  # literals only: papermill cannot update derived values
+        assert isinstance(statement, ast.Assign), ast.unparse(statement)
+        ast.literal_eval(statement.value)
+    names = {t.id for s in ast.parse(tagged[0].source).body for t in s.targets}
+    assert {"data_dir", "seed", "out_dir"} <= names
+    assert not any("injected-parameters" in c.metadata.get("tags", []) for c in code)
+    assert [c.execution_count for c in code] == list(range(1, len(code) + 1)), "executed top to bottom, once"
+    for cell in nb.cells:
+        assert "papermill" not in cell.metadata and "execution" not in cell.metadata, "execution-time noise"
+    checked = [c for c in code if "# NBVAL_CHECK_OUTPUT" in c.source]
+    assert checked and all(c.outputs for c in checked), "checked cells carry their stored outputs"
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+    assert "What we learned" in nb.cells[-2].source
+
+
+def test_full_profile_only_sets_declared_parameters():
+    import papermill as pm
+
+    declared = set().union(*(pm.inspect_notebook(str(p)) for p in NOTEBOOKS))
+    full = yaml.safe_load((ROOT / "notebooks/params/full.yaml").read_text())
+    assert set(full) <= declared
+
+
+def _tiny_notebook(path, body, checked_output=None):
+    cells = [nbformat.v4.new_code_cell('seed = 0\nout_dir = ""', metadata={"tags": ["parameters"]}),
+             nbformat.v4.new_code_cell(body)]
+    if checked_output is not None:
+        cells[0].execution_count, cells[1].execution_count = 1, 2
+        cells[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text=checked_output)]
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.mark.parametrize("stored, passes", [("4\n", True), ("5\n", False)])
+def test_nbval_fails_when_a_checked_output_changes(tmp_path, stored, passes):
+    nb = _tiny_notebook(tmp_path / "check.ipynb", "# NBVAL_CHECK_OUTPUT\nprint(2 + 2)", stored)
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
+                             "--nbval-lax", "--nbval-sanitize-with", ROOT / "notebooks/nbval_sanitize.cfg", nb],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert (result.returncode == 0) == passes, result.stdout[-2000:]
+
+
+def test_run_writes_a_new_folder_and_a_summary(tmp_path):
+    ok = _tiny_notebook(tmp_path / "01_ok.ipynb",
+                        "from pathlib import Path\nimport json\nPath(out_dir).mkdir(parents=True, exist_ok=True)\n"
+                        "(Path(out_dir) / 'headline.json').write_text(json.dumps({'answer': 42}))")
+    bad = _tiny_notebook(tmp_path / "02_bad.ipynb", "raise ValueError('broken on purpose')")
+    never = _tiny_notebook(tmp_path / "03_never.ipynb", "print('not reached')")
+    run, success = run_notebooks([ok, bad, never], out=str(tmp_path / "runs"))
+    assert not success
+    summary = json.loads((run / "summary.json").read_text())
+    rows = summary["notebooks"]
+    assert [r["status"] for r in rows] == ["ok", "failed"], "stops at the first failure"
+    assert rows[0]["headline"] == {"answer": 42}
+    assert "ValueError: broken on purpose" in rows[1]["error"] and rows[1]["error"].startswith("cell ")
+    assert (run / "01_ok.ipynb").exists() and (run / "summary.md").exists()
+    again, success = run_notebooks([ok], out=str(tmp_path / "runs"))
+    assert success and again != run and (run / "summary.json").exists(), "a new folder, the old one kept"
