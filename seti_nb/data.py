@@ -186,6 +186,15 @@ def layout_frames(layout: str) -> tuple[int, ...]:
     return tuple(range(N_FRAMES)) if layout == "all_stack" else ON_FRAMES
 
 
+def input_size(layout: str, time_average: int = 1, channel_average: int = 1) -> tuple[int, int] | None:
+    """(height, width) of a layout's image after averaging `time_average` rows and `channel_average` channels;
+    None when both are 1 (full resolution). Averaging rows integrates a slowly drifting needle's power."""
+    if time_average == channel_average == 1:
+        return None
+    rows = FRAME_SHAPE[0] * (1 if layout == "on_channels" else len(layout_frames(layout)))
+    return rows // time_average, FRAME_SHAPE[1] // channel_average
+
+
 def to_layout(frames: np.ndarray, layout: str) -> np.ndarray:
     """Arrange the frames of `layout_frames(layout)` as a (channels, height, width) image.
 

@@ -73,6 +73,8 @@ def cadence_browser(root: str | Path, labels: pd.DataFrame, truth: pd.DataFrame 
         if kind.value != "any":
             rows = rows[rows.kind == kind.value]
         ids.options = rows.id.tolist()[:500]
+        if ids.options and ids.value not in ids.options:
+            ids.value = ids.options[0]  # a new choice of class or kind shows its first cadence
 
     def draw(*_):
         out.clear_output(wait=True)

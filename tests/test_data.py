@@ -156,3 +156,12 @@ def test_missing_folder_and_label_file(tmp_path, capsys):
     assert "folder not found" in capsys.readouterr().out
     with pytest.raises(DataError, match="train_labels.csv: label file not found"):
         read_labels(tmp_path)
+
+
+def test_input_size_averages_rows_and_channels():
+    from seti_nb.data import input_size
+
+    assert input_size("on_stack", 8, 2) == (102, 128)
+    assert input_size("all_stack", 8, 2) == (204, 128)
+    assert input_size("on_channels", 8, 2) == (34, 128)
+    assert input_size("on_stack") is None

@@ -103,3 +103,29 @@ def test_widget_functions_without_widgets():
     fig = widgets.filter_view(np.random.default_rng(0).standard_normal((6, 273, 256)), sigma=0)
     assert len(fig.axes) == 12
     plt.close("all")
+
+
+def test_cadence_browser_controls_filter_the_ids(synth_data):
+    """Drive the browser as a person would: choosing a class and a kind narrows the ids, an id redraws."""
+    from seti_nb.data import read_labels, read_truth
+
+    labels, truth = read_labels(synth_data), read_truth(synth_data)
+    truth = truth[truth.side == "train"]
+    browser = widgets.cadence_browser(synth_data, labels, truth)
+    (cls, kind), (ids, path), _ = browser.children[0].children, browser.children[1].children, browser.children[2]
+    needles = set(labels.id[labels.target == 1])
+    assert set(ids.options) == needles
+    cls.value = "haystack"
+    assert set(ids.options) == set(labels.id[labels.target == 0][:500])
+    cls.value, kind.value = "needle", "sine"
+    assert set(ids.options) == set(truth.id[truth.kind == "sine"]) and ids.value in ids.options
+    ids.value = ids.options[-1]  # redraws without error
+    path.value = False
+    plt.close("all")
+
+
+def test_filter_playground_builds_sliders_for_every_parameter():
+    view = widgets.filter_playground(np.zeros((6, 273, 256), np.float32))
+    names = {c.description for c in view.widget.children if hasattr(c, "description")}
+    assert set(widgets.FILTER_SLIDERS) <= names
+    plt.close("all")
