@@ -27,7 +27,8 @@ BACKGROUNDS = ("ripple", "slope", "gain", "burst", "rfi", "drift_rfi", "off_sign
 # Each background is drawn for every cadence with the same probability whatever its class, so
 # backgrounds alone never tell the classes apart.  `off_signal` is a needle-shaped signal continuous
 # across the OFF scans: with it, statistics pooled over the six frames cannot see a needle.
-BACKGROUND_P = {"ripple": 0.9, "slope": 0.5, "gain": 0.8, "burst": 0.3, "rfi": 0.55, "drift_rfi": 0.35, "off_signal": 0.55}
+BACKGROUND_P = {"ripple": 0.9, "slope": 0.5, "gain": 0.8, "burst": 0.3, "rfi": 0.55, "drift_rfi": 0.35,
+                "off_signal": 0.55}
 TRUTH_COLUMNS = [
     "id", "side", "target", "kind", "snr", "width_hz", "drift_hz_s", "channel_ref", "row_ref",
     "drift_px", "curvature_px", "sine_amp_px", "sine_period_rows", "scintillating", "on_frames",
@@ -267,17 +268,15 @@ def synthesize(out: str | os.PathLike, config: SynthConfig = SynthConfig(), work
     jobs = [(str(out), config.seed, config.snr_range, items[i:i + chunk]) for i in range(0, len(items), chunk)]
     truths: list[dict] = []
     bar = tqdm(total=len(items), desc="synthesizing cadences", unit="cadence", disable=not progress)
-    if workers == 1:
-        results = map(_make_chunk, jobs)
-    else:
-        pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
-        results = pool.map(_make_chunk, jobs)
-    for part in results:
-        truths.extend(part)
-        bar.update(len(part))
-    bar.close()
-    if workers != 1:
-        pool.shutdown()
+    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers > 1 else None
+    try:
+        for part in (pool.map if pool else map)(_make_chunk, jobs):
+            truths.extend(part)
+            bar.update(len(part))
+    finally:
+        bar.close()
+        if pool:
+            pool.shutdown()
     truth = pd.DataFrame(truths).reindex(columns=TRUTH_COLUMNS)
     truth.to_csv(out / "truth.csv", index=False, float_format="%.6g")
     train = plan[plan.side == "train"]
