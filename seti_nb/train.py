@@ -299,3 +299,54 @@ def train_and_evaluate(data_dir: str | Path, model_name: str, layout: str = "on_
         (Path(out_dir) / "metrics.json").write_text(json.dumps(summary, indent=1, default=float) + "\n")
         test.to_csv(Path(out_dir) / "test_scores.csv", index=False)
     return {"result": result, "test": test, "metrics": summary, "model": model}
+
+
+def cross_validate(data_dir: str | Path, model_name: str, out_dir: str | Path, k: int = 5, layout: str = "on_stack",
+                   size=None, pretrained: bool = False, config: TrainConfig = TrainConfig(),
+                   test_size: float = 0.3, progress: bool = True) -> dict:
+    """Stratified K-fold cross-validation on the 70 % training part, each fold's model also scored on the 30 %
+    test split.
+
+    The fold assignment is written to `out_dir/folds.csv` and reused. A finished fold leaves
+    `fold<k>/fold.json` (written last); a rerun after an interruption skips those folds and trains the rest.
+    Returns the per-fold table, out-of-fold scores for all training cadences, and the test scores of each fold.
+    """
+    import json
+
+    from .data import CadenceDataset, folds_csv, read_labels, split
+    from .models import build_model
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    train_part, test_part = split(read_labels(data_dir), test_size, config.seed)
+    folds = folds_csv(out / "folds.csv", train_part, k, config.seed)
+    size = tuple(size) if size else None
+    make = lambda items: CadenceDataset(data_dir, items, layout=layout, size=size)  # noqa: E731
+    test_set = make(test_part)
+    rows, oof, test_scores = [], [], {}
+    for fold in range(k):
+        fold_dir = out / f"fold{fold}"
+        marker = fold_dir / "fold.json"
+        if not marker.exists():
+            train_items, val_items = folds[folds.fold != fold], folds[folds.fold == fold]
+            train_set, val_set = make(train_items), make(val_items)
+            in_channels = int(train_set[0][0].shape[0])
+            seed_everything(config.seed + fold)
+            model = build_model(model_name, in_channels=in_channels, pretrained=pretrained)
+            meta = {"model": model_name, "layout": layout, "size": list(size) if size else None,
+                    "in_channels": in_channels, "pretrained": pretrained, "fold": fold}
+            result = fit(model, train_set, val_set, config, fold_dir, meta, progress)
+            val_items.assign(score=predict(model, val_set, config.batch_size * 2, config.device)).to_csv(
+                fold_dir / "oof.csv", index=False)
+            test_part.assign(score=predict(model, test_set, config.batch_size * 2, config.device)).to_csv(
+                fold_dir / "test_scores.csv", index=False)
+            marker.write_text(json.dumps({"fold": fold, "best_epoch": result.best_epoch, "val_auc": result.best_auc,
+                                          "epochs": len(result.history)}) + "\n")
+        summary = json.loads(marker.read_text())
+        fold_oof = pd.read_csv(fold_dir / "oof.csv", dtype={"id": str})
+        fold_test = pd.read_csv(fold_dir / "test_scores.csv", dtype={"id": str})
+        test_scores[fold] = fold_test.score.to_numpy()
+        rows.append({**summary, **{f"test_{k}": v for k, v in epoch_metrics(fold_test.target, fold_test.score).items()}})
+        oof.append(fold_oof)
+    return {"folds": pd.DataFrame(rows).set_index("fold"), "oof": pd.concat(oof, ignore_index=True),
+            "test": test_part.reset_index(drop=True), "test_scores": test_scores}

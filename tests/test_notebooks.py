@@ -37,6 +37,9 @@ def test_notebook_hygiene(path):
         ast.literal_eval(statement.value)
     names = {t.id for s in ast.parse(tagged[0].source).body for t in s.targets}
     assert {"data_dir", "seed", "out_dir"} <= names
+    import papermill as pm
+
+    assert set(pm.inspect_notebook(str(path))) == names, "papermill parses every parameter (no '=' in comments)"
     assert not any("injected-parameters" in c.metadata.get("tags", []) for c in code)
     assert [c.execution_count for c in code] == list(range(1, len(code) + 1)), "executed top to bottom, once"
     for cell in nb.cells:

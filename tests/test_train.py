@@ -148,3 +148,35 @@ def test_cli_train_then_predict(synth_data, tmp_path):
         assert table.target.between(0, 1).all() and table.id.str.len().eq(15).all()
         assert main(["predict", "--checkpoint", str(run / "best.pt"), "--data", str(data),
                      "--out", str(preds)]) == 2, "an existing file is never overwritten"
+
+
+def test_cross_validation_resumes_from_finished_folds(synth_data, tmp_path, monkeypatch):
+    import seti_nb.train as train_module
+
+    small = read_labels(synth_data).groupby("target").head(15)  # 15 needles, 15 haystack
+    monkeypatch.setattr("seti_nb.data.read_labels", lambda root: small)
+    config = TrainConfig(epochs=1, batch_size=8)
+    calls = []
+    real_fit = train_module.fit
+
+    def counting_fit(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # killed during the second fold
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "fit", counting_fit)
+    with pytest.raises(KeyboardInterrupt):
+        train_module.cross_validate(synth_data, "small-cnn", tmp_path, k=3, size=(32, 16), config=config,
+                                    progress=False)
+    assert (tmp_path / "fold0" / "fold.json").exists() and not (tmp_path / "fold1" / "fold.json").exists()
+    folds_before = (tmp_path / "folds.csv").read_text()
+    calls.clear()
+    monkeypatch.setattr(train_module, "fit", real_fit)
+    fold0 = (tmp_path / "fold0" / "fold.json").stat().st_mtime_ns
+    result = train_module.cross_validate(synth_data, "small-cnn", tmp_path, k=3, size=(32, 16), config=config,
+                                         progress=False)
+    assert (tmp_path / "fold0" / "fold.json").stat().st_mtime_ns == fold0, "the finished fold is not retrained"
+    assert (tmp_path / "folds.csv").read_text() == folds_before
+    assert list(result["folds"].index) == [0, 1, 2]
+    assert sorted(result["oof"].id) == sorted(split(small, 0.3, 0)[0].id), "every training cadence scored once"
