@@ -1,10 +1,12 @@
 """Training and data-loading throughput, beside a naive loader measured in the same run.
 
-    .venv/bin/python benchmarks/train_speed.py [--data DIR] [--n 256] [--size 256 128] [--workers 2]
+    .venv/bin/python benchmarks/train_speed.py [--data DIR] [--n 2000] [--batches 20]
 
-Prints cadences/s for loading (seti_nb's memory-mapped CadenceDataset in a DataLoader, and a naive loader:
-np.load of the whole file per item, float32 conversion in __getitem__, one process) and images/s for one
-training step of SmallCNN and EfficientNet-B0 (efficientnet-pytorch, from scratch) on this machine.
+Prints cadences/s into the training loop (a DataLoader of batches of 64) for: a naive loader (np.load of the whole
+file and the preprocessing per item, in one process); the same preprocessing streamed from the files by
+CadenceDataset (as at full resolution); and CadenceDataset reading the training cache (built first if absent, its
+build rate printed). Then images/s of one training step (forward, backward, AdamW) of every model of the workbook
+at the quick profile's input (8 rows x 2 channels averaged).
 """
 
 import argparse
@@ -14,37 +16,38 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from seti_nb.data import CadenceDataset, cadence_path, read_labels
+from seti_nb.data import CadenceDataset, cadence_path, layout_channels, read_labels, to_layout
 from seti_nb.models import build_model
+from seti_nb.train import QUICK_PREPROCESS
 from seti_nb.workbook import ensure_data
 
 
 class NaiveDataset(Dataset):
-    """What a first attempt looks like: the whole file, as float64 math, every time."""
+    """What a first attempt looks like: the whole file loaded and preprocessed every time."""
 
-    def __init__(self, root, ids, size):
-        self.paths, self.size = [cadence_path(root, i) for i in ids], size
+    def __init__(self, root, ids, preprocess):
+        self.paths, self.preprocess = [cadence_path(root, i) for i in ids], preprocess
 
     def __len__(self):
         return len(self.paths)
 
     def __getitem__(self, i):
-        cadence = np.load(self.paths[i]).astype(np.float32)
-        image = torch.tensor(np.vstack([cadence[0], cadence[2], cadence[4]]))[None]
-        if self.size:
-            image = torch.nn.functional.interpolate(image[None], size=self.size, mode="area")[0]
-        return image, torch.tensor(0.0)
+        return torch.tensor(self.preprocess(np.load(self.paths[i]).astype(np.float64))), torch.tensor(0.0)
 
 
-def loading_rate(dataset, workers):
-    loader = DataLoader(dataset, batch_size=32, num_workers=workers)
-    start = time.perf_counter()
-    n = sum(len(x) for x, _ in loader)
+def loading_rate(dataset, batches: int) -> float:
+    loader = DataLoader(dataset, batch_size=64, shuffle=True, generator=torch.Generator().manual_seed(0))
+    start, n = time.perf_counter(), 0
+    for i, (x, _) in enumerate(loader):
+        n += len(x)
+        if i + 1 == batches:
+            break
     return n / (time.perf_counter() - start)
 
 
-def training_rate(model, size, batch=32, steps=4):
-    x, y = torch.randn(batch, 1, *size), torch.zeros(batch, 1)
+def training_rate(model, shape, batch=64, steps=4):
+    x, y = torch.randn(batch, *shape).contiguous(memory_format=torch.channels_last), torch.zeros(batch, 1)
+    model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters())
     loss_fn = torch.nn.BCEWithLogitsLoss()
     for i in range(steps + 1):  # the first step warms up the kernels
@@ -59,22 +62,28 @@ def training_rate(model, size, batch=32, steps=4):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", default="")
-    parser.add_argument("--n", type=int, default=256)
-    parser.add_argument("--size", type=int, nargs=2, default=[256, 128])
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--n", type=int, default=2000, help="cadences to draw batches from")
+    parser.add_argument("--batches", type=int, default=20, help="batches of 64 timed per loader")
     args = parser.parse_args()
     root = ensure_data(args.data)
-    ids = read_labels(root).id[: args.n]
-    size = tuple(args.size)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, input 1x{size[0]}x{size[1]} (on_stack)")
-    naive = loading_rate(NaiveDataset(root, ids, size), 0)
-    ours = loading_rate(CadenceDataset(root, ids.to_frame(), size=size), args.workers)
-    ours_1 = loading_rate(CadenceDataset(root, ids.to_frame(), size=size), 0)
-    print(f"loading: naive {naive:.0f} cadences/s | CadenceDataset {ours_1:.0f} cadences/s in-process, "
-          f"{ours:.0f} cadences/s with {args.workers} workers")
-    for name in ("small-cnn", "efficientnet-b0"):
+    items = read_labels(root).iloc[: args.n]
+    prep = QUICK_PREPROCESS
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; preprocessing {prep.key()}")
+    start = time.perf_counter()
+    cached = CadenceDataset(root, items, "frames", prep)  # builds the cache on first use
+    print(f"cache ready in {time.perf_counter() - start:.1f} s ({len(read_labels(root))} cadences)")
+    naive = loading_rate(NaiveDataset(root, items.id, prep), args.batches)
+    streamed = loading_rate(CadenceDataset(root, items, "frames", prep, cache=False), args.batches)
+    from_cache = loading_rate(cached, args.batches)
+    print(f"loading: naive {naive:.0f} cadences/s | streamed from the files {streamed:.0f} cadences/s | "
+          f"from the cache {from_cache:.0f} cadences/s")
+    frame = np.zeros((6, *prep.frame_shape), np.float32)
+    for name, layout in (("cadence-cnn", "frames"), ("small-cnn", "frames"), ("small-cnn", "all_stack"),
+                         ("timm:tf_efficientnet_lite0", "contrast"), ("efficientnet-b0", "on_stack")):
         torch.manual_seed(0)
-        print(f"training {name}: {training_rate(build_model(name), size):.1f} images/s")
+        shape = to_layout(frame, layout).shape
+        rate = training_rate(build_model(name, in_channels=layout_channels(layout)), shape)
+        print(f"training {name} on {layout} {'x'.join(map(str, shape))}: {rate:.0f} images/s")
 
 
 if __name__ == "__main__":

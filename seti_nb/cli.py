@@ -44,48 +44,55 @@ def _run(args) -> int:
 def _train(args) -> int:
     import json
 
-    from .train import TrainConfig, train_and_evaluate
-    from .workbook import ensure_data, new_folder, runs_dir
+    from .preprocess import Preprocess
+    from .runtime import new_folder, runs_dir
+    from .train import Run, TrainConfig, train_and_evaluate
+    from .workbook import ensure_data
 
     data = ensure_data(args.data or "")
-    out = new_folder(args.out or runs_dir(), f"train-{args.model.replace(':', '-')}-{time.strftime('%Y%m%d-%H%M%S')}")
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, sampler=args.sampler,
-                         loss=args.loss, scheduler=args.scheduler, augment=args.augment, device=args.device,
-                         num_workers=args.workers, seed=args.seed)
-    size = tuple(args.size) if args.size else None
-    outcome = train_and_evaluate(data, args.model, args.layout, size, args.pretrained, config, out,
-                                 limit=args.limit)
-    print(json.dumps(outcome["metrics"], indent=1, default=float))
-    print(f"checkpoint, history.csv, metrics.json, test_scores.csv: {out}")
+                         loss=args.loss, scheduler=args.scheduler, device=args.device, num_workers=args.workers,
+                         seed=args.seed)
+    preprocess = Preprocess(args.bandpass, args.time_average, args.channel_average, args.clip)
+    run = Run(args.model, args.layout, preprocess, args.pretrained, args.augment, args.limit, config)
+    out = new_folder(args.out or runs_dir(), f"train-{args.model.replace(':', '-')}-{time.strftime('%Y%m%d-%H%M%S')}")
+    result = train_and_evaluate(data, run, out, fpr=args.fpr)
+    print(json.dumps({**run.describe(), **result.row()}, indent=1))
+    print(f"best.pt, history.csv, metrics.json, test_scores.csv: {out}")
     return 0
 
 
 def _predict(args) -> int:
     import pandas as pd
 
-    from .data import CadenceDataset, read_labels, submission_ids
+    from .data import CadenceDataset
+    from .cache import side_ids
+    from .preprocess import Preprocess
     from .train import load_checkpoint, model_from_checkpoint, predict
 
     if args.out.exists():
         raise FileExistsError(f"{args.out}: exists; choose a new file name (nothing is overwritten)")
     checkpoint = load_checkpoint(args.checkpoint)
     side = args.split or ("test" if (args.data / "test").is_dir() else "train")
-    if side == "test":  # score the test files present (a partial download scores what it has)
-        ids = [i for i in submission_ids(args.data) if (args.data / "test" / i[0] / f"{i}.npy").is_file()]
-    else:
-        ids = read_labels(args.data).id.tolist()
+    ids = side_ids(args.data, side)  # the test files present: a partial download scores what it has
     if not ids:
         raise FileNotFoundError(f"{args.data}: no {side} cadences to score")
     meta = checkpoint["meta"]
-    dataset = CadenceDataset(args.data, pd.DataFrame({"id": ids}), layout=meta["layout"],
-                             size=tuple(meta["size"]) if meta["size"] else None, side=side)
-    scores = predict(model_from_checkpoint(checkpoint), dataset, device=args.device, progress=True)
+    model = model_from_checkpoint(checkpoint)
+    dataset = CadenceDataset(args.data, pd.DataFrame({"id": ids}), meta["layout"], Preprocess(**meta["preprocess"]),
+                             side=side)
+    scores = predict(model, dataset, device=args.device, progress=True)
     pd.DataFrame({"id": ids, "target": scores}).to_csv(args.out, index=False)
     print(f"scored {len(ids)} {side} cadences with {meta['model']} -> {args.out}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .data import LAYOUTS
+    from .preprocess import BANDPASS
+    from .runner import PROFILES
+    from .train import LOSSES, SAMPLERS, SCHEDULERS
+
     parser = argparse.ArgumentParser(prog="seti-nb", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -105,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="execute the notebooks in order with papermill into a new run folder")
     p.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="number (03), stem or path; default: all")
-    p.add_argument("--profile", choices=["quick", "full"], default="quick",
+    p.add_argument("--profile", choices=list(PROFILES), default="quick",
                    help="quick: the parameters cells, sized for a CPU; full: notebooks/params/full.yaml")
     p.add_argument("--data", type=Path, default=None, help="a Kaggle-layout folder (default: the synthetic set)")
     p.add_argument("--out", type=Path, default=None, help="where the new run folder goes (default: runs/)")
@@ -114,19 +121,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train on the 70 %% split, evaluate on the 30 %% test split")
     p.add_argument("--data", type=Path, default=None, help="a Kaggle-layout folder (default: the synthetic set)")
-    p.add_argument("--model", default="small-cnn",
-                   help="small-cnn, efficientnet-b0 .. efficientnet-b7, or timm:<name> (timm:tf_efficientnet_lite0)")
+    p.add_argument("--model", default="cadence-cnn",
+                   help="cadence-cnn (default), small-cnn, efficientnet-b0 .. efficientnet-b7, or timm:<name> "
+                        "(timm:tf_efficientnet_lite0)")
     p.add_argument("--pretrained", action="store_true", help="start from ImageNet weights (local files only)")
-    p.add_argument("--layout", choices=["on_stack", "all_stack", "on_channels"], default="on_stack")
-    p.add_argument("--size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"), default=None, help="resize inputs")
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--sampler", choices=["plain", "oversample", "hybrid"], default="plain")
-    p.add_argument("--loss", choices=["bce", "weighted"], default="bce")
-    p.add_argument("--scheduler", choices=["constant", "step", "cosine", "onecycle"], default="constant")
-    p.add_argument("--augment", action="store_true", help="frequency flip and shift on training data")
+    p.add_argument("--layout", choices=list(LAYOUTS), default="frames",
+                   help="; ".join(f"{k}: {v}" for k, v in LAYOUTS.items()).replace("%", "%%"))
+    p.add_argument("--bandpass", choices=list(BANDPASS), default="scan",
+                   help="remove each channel's median over time of each scan, of the OFF scans, or nothing")
+    p.add_argument("--time-average", type=int, default=8, help="rows averaged into one (1: full resolution)")
+    p.add_argument("--channel-average", type=int, default=2, help="channels averaged into one (1: all 256)")
+    p.add_argument("--clip", type=float, default=20.0, help="clip at this many noise sigmas (0: off)")
+    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--sampler", choices=list(SAMPLERS), default="oversample")
+    p.add_argument("--loss", choices=list(LOSSES), default="bce")
+    p.add_argument("--scheduler", choices=list(SCHEDULERS), default="onecycle")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
+                   help="frequency flip and shift on training data (default on)")
     p.add_argument("--limit", type=int, default=0, help="train on a stratified subset of this many cadences")
+    p.add_argument("--fpr", type=float, default=0.01, help="false-positive rate for the recall figure")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     p.add_argument("--seed", type=int, default=0)
@@ -148,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (FileExistsError, FileNotFoundError, ValueError) as e:  # DataError is a ValueError
+    except (FileExistsError, FileNotFoundError, ValueError, RuntimeError) as e:  # DataError is a ValueError
         print(f"seti-nb {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -9,14 +9,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-N_FRAMES = 6
-FRAME_SHAPE = (273, 256)  # time rows x frequency channels
-CADENCE_SHAPE = (N_FRAMES, *FRAME_SHAPE)
-ON_FRAMES = (0, 2, 4)  # the target star: A in the order A B A C A D
-OFF_FRAMES = (1, 3, 5)
+from .cadence import CADENCE_SHAPE, N_FRAMES, OFF_FRAMES, ON_FRAMES
+
 DTYPES = (np.float16, np.float32)  # Kaggle ships float16; float32 copies are accepted
 ID_PATTERN = re.compile(r"^[0-9a-f]{15}$")
-LAYOUTS = ("on_stack", "all_stack", "on_channels")
+# How a model sees a cadence (all from the six preprocessed scans):
+LAYOUTS = {
+    "frames": "the six scans as six aligned channels (6 x rows x channels)",
+    "contrast": "each ON scan minus the OFF scan after it, as three channels (3 x rows x channels)",
+    "on_stack": "the three ON scans one above the other, one channel (1 x 3 rows x channels)",
+    "all_stack": "all six scans one above the other, one channel (1 x 6 rows x channels)",
+    "on_channels": "the three ON scans as three channels (3 x rows x channels)",
+}
 
 
 class DataError(ValueError):
@@ -179,69 +183,78 @@ def folds_csv(path: str | Path, labels: pd.DataFrame, k: int = 5, seed: int = 0)
 
 # ---- the torch side -----------------------------------------------------------------------------------
 
-def layout_frames(layout: str) -> tuple[int, ...]:
-    """The frames an input layout uses."""
+def layout_channels(layout: str) -> int:
+    """Input channels of a layout."""
     if layout not in LAYOUTS:
-        raise ValueError(f"unknown layout {layout!r}; choose one of {LAYOUTS}")
-    return tuple(range(N_FRAMES)) if layout == "all_stack" else ON_FRAMES
-
-
-def input_size(layout: str, time_average: int = 1, channel_average: int = 1) -> tuple[int, int] | None:
-    """(height, width) of a layout's image after averaging `time_average` rows and `channel_average` channels;
-    None when both are 1 (full resolution). Averaging rows integrates a slowly drifting needle's power."""
-    if time_average == channel_average == 1:
-        return None
-    rows = FRAME_SHAPE[0] * (1 if layout == "on_channels" else len(layout_frames(layout)))
-    return rows // time_average, FRAME_SHAPE[1] // channel_average
+        raise ValueError(f"unknown layout {layout!r}; choose one of {tuple(LAYOUTS)}")
+    return {"frames": N_FRAMES, "contrast": 3, "on_channels": 3}.get(layout, 1)
 
 
 def to_layout(frames: np.ndarray, layout: str) -> np.ndarray:
-    """Arrange the frames of `layout_frames(layout)` as a (channels, height, width) image.
+    """The six (preprocessed) scans `(6, rows, channels)` arranged as a `(channels, height, width)` image."""
+    if len(frames) != N_FRAMES:
+        raise ValueError(f"expected the six frames of a cadence, got {len(frames)}")
+    layout_channels(layout)  # validates the name
+    if layout == "frames":
+        return frames
+    if layout == "contrast":
+        return frames[list(ON_FRAMES)] - frames[list(OFF_FRAMES)]
+    if layout == "on_channels":
+        return frames[list(ON_FRAMES)]
+    chosen = frames[list(ON_FRAMES)] if layout == "on_stack" else frames
+    return chosen.reshape(1, -1, frames.shape[-1])
 
-    `on_stack`: the three ON scans one above the other (819 x 256), as the top Kaggle solutions did;
-    `all_stack`: all six (1638 x 256); `on_channels`: the ON scans as three channels (3 x 273 x 256).
-    """
-    if len(frames) != len(layout_frames(layout)):
-        raise ValueError(f"layout {layout!r} takes {len(layout_frames(layout))} frames, got {len(frames)}")
-    return frames if layout == "on_channels" else frames.reshape(1, -1, FRAME_SHAPE[1])
 
-
-@dataclass
 class CadenceDataset:
-    """A torch Dataset over cadence files: one memory-mapped file per item, float32 in a chosen layout.
+    """A torch Dataset over one side of a Kaggle-layout folder: preprocessed cadences in a chosen layout.
 
-    `items` has an `id` column and, for labelled data, `target`. `size=(height, width)` resizes the image.
+    `items` has an `id` column and, for labelled data, `target`. Reduced resolutions come from the training
+    cache (built on first use, `seti_nb.cache`); full resolution streams from the files. `transform` (a callable
+    on the image tensor, for augmentation) is given by whoever builds the training set.
     """
 
-    root: str | Path
-    items: pd.DataFrame
-    layout: str = "on_stack"
-    size: tuple[int, int] | None = None
-    side: str = "train"
-    transform: object = None  # a callable on the image tensor, for augmentation
-    paths: list[Path] = field(init=False)
+    def __init__(self, root: str | Path, items: pd.DataFrame, layout: str = "frames", preprocess=None,
+                 side: str = "train", transform=None, cache: bool = True, progress: bool = True):
+        from .preprocess import Preprocess
 
-    def __post_init__(self):
-        self.frames = layout_frames(self.layout)
-        self.items = self.items.reset_index(drop=True)
-        self.paths = [cadence_path(self.root, i, self.side) for i in self.items.id]
+        self.root, self.layout, self.side, self.transform = Path(root), layout, side, transform
+        self.preprocess = preprocess or Preprocess()
+        self.channels = layout_channels(layout)
+        self.items = items.reset_index(drop=True)
         self.targets = (self.items.target.to_numpy(np.float32) if "target" in self.items
                         else np.zeros(len(self.items), np.float32))
+        self.cache_file, self.rows = None, None
+        if cache and not self.preprocess.full_resolution:
+            from .cache import cached_frames
+
+            self.cache_file, index = cached_frames(root, side, self.preprocess, progress=progress)
+            missing = [i for i in self.items.id if i not in index]
+            if missing:
+                raise DataError(f"{root}: {len(missing)} ids not on its {side} side, first: {missing[0]}")
+            self.rows = np.array([index[i] for i in self.items.id], dtype=np.int64)
+        self._frames = None
 
     def __len__(self) -> int:
         return len(self.items)
 
+    def frames(self, i: int) -> np.ndarray:
+        """The six preprocessed scans of item i, float32."""
+        if self.cache_file is None:
+            return self.preprocess(load_cadence(cadence_path(self.root, self.items.id[i], self.side)))
+        if self._frames is None:  # opened lazily: a memmap must not travel to DataLoader workers
+            self._frames = np.load(self.cache_file, mmap_mode="r", allow_pickle=False)
+        return np.asarray(self._frames[self.rows[i]], dtype=np.float32)
+
     def __getitem__(self, i: int):
         import torch
-        import torch.nn.functional as F
 
-        image = torch.from_numpy(to_layout(load_cadence(self.paths[i], self.frames), self.layout))
-        if self.size is not None:
-            image = F.interpolate(image[None], size=tuple(self.size), mode="area")[0]
+        image = torch.from_numpy(np.ascontiguousarray(to_layout(self.frames(i), self.layout)))
         if self.transform is not None:
             image = self.transform(image)
         return image, torch.tensor(self.targets[i])
 
+    def __getstate__(self):
+        return {**self.__dict__, "_frames": None}
 
 
 # ---- validating a whole data set ----------------------------------------------------------------------

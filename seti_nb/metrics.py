@@ -1,30 +1,90 @@
-"""Scores of a detector: ROC AUC, recall at a fixed false-positive rate, and recall by SNR and signal kind."""
+"""Scores of a detector: ROC AUC with a bootstrap interval, recall at a fixed false-positive rate, recall by SNR
+and signal kind (detection efficiency, as the field reports it)."""
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import accuracy_score, precision_score, recall_score, roc_auc_score
 
 SNR_BINS = (0, 8, 15, 30, np.inf)
 SNR_LABELS = ("<8", "8-15", "15-30", "30+")
 
 
-def threshold_at_fpr(target, score, fpr: float = 0.05) -> float:
+def threshold_at_fpr(target, score, fpr: float = 0.01) -> float:
     """The score above which a fraction `fpr` of the haystack lies."""
     target, score = np.asarray(target), np.asarray(score, dtype=float)
     return float(np.quantile(score[target == 0], 1 - fpr))
 
 
-def recall_at_fpr(target, score, fpr: float = 0.05) -> float:
+def recall_at_fpr(target, score, fpr: float = 0.01) -> float:
     """Share of needles found when the threshold lets through a fraction `fpr` of the haystack."""
     target, score = np.asarray(target), np.asarray(score, dtype=float)
     return float((score[target == 1] > threshold_at_fpr(target, score, fpr)).mean())
 
 
-def summary(target, score, fpr: float = 0.05) -> dict[str, float]:
-    """ROC AUC and recall at a fixed false-positive rate."""
-    return {"auc": float(roc_auc_score(target, score)), f"recall@fpr{fpr:g}": recall_at_fpr(target, score, fpr)}
+def threshold_metrics(target, score, threshold: float = 0.5) -> dict[str, float]:
+    """Accuracy, precision and recall at `threshold` (0.5 on a probability), and ROC AUC: one pass's metrics."""
+    target, score = np.asarray(target).astype(int), np.asarray(score, dtype=float)
+    pred = (score > threshold).astype(int)
+    return {"accuracy": accuracy_score(target, pred), "precision": precision_score(target, pred, zero_division=0),
+            "recall": recall_score(target, pred, zero_division=0),
+            "auc": roc_auc_score(target, score) if len(set(target)) > 1 else float("nan")}
+
+
+def _bootstrap_aucs(target, scores: list, n: int, seed: int) -> np.ndarray:
+    """AUCs of each score array on the same `n` resamples of the cadences (stratified: classes keep their size)."""
+    target = np.asarray(target).astype(int)
+    rng = np.random.default_rng(seed)
+    pos, neg = np.flatnonzero(target == 1), np.flatnonzero(target == 0)
+    out = np.empty((n, len(scores)))
+    for b in range(n):
+        idx = np.concatenate([rng.choice(pos, len(pos)), rng.choice(neg, len(neg))])
+        out[b] = [roc_auc_score(target[idx], np.asarray(s)[idx]) for s in scores]
+    return out
+
+
+def auc_interval(target, score, n: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """A bootstrap `level` interval of the ROC AUC over the test cadences."""
+    aucs = _bootstrap_aucs(target, [score], n, seed)[:, 0]
+    return tuple(float(q) for q in np.quantile(aucs, [(1 - level) / 2, (1 + level) / 2]))
+
+
+def auc_difference(target, score_a, score_b, n: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
+    """AUC of a minus AUC of b, with a paired bootstrap interval; `tie` when the interval holds 0."""
+    aucs = _bootstrap_aucs(target, [score_a, score_b], n, seed)
+    diff = aucs[:, 0] - aucs[:, 1]
+    low, high = np.quantile(diff, [(1 - level) / 2, (1 + level) / 2])
+    point = roc_auc_score(target, score_a) - roc_auc_score(target, score_b)
+    return {"difference": float(point), "low": float(low), "high": float(high), "tie": bool(low <= 0 <= high)}
+
+
+@dataclass
+class Scores:
+    """A detector on a test set: flat floats with names, ready for a table."""
+
+    auc: float
+    auc_low: float
+    auc_high: float
+    recall_at_fpr: float
+    fpr: float
+    accuracy: float
+    precision: float
+    recall: float
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def score(target, score, fpr: float = 0.01, n_boot: int = 1000, seed: int = 0) -> Scores:
+    """ROC AUC with its bootstrap 95 % interval, recall at false-positive rate `fpr`, and the counting metrics
+    at the 0.5 threshold."""
+    low, high = auc_interval(target, score, n_boot, seed)
+    counting = threshold_metrics(target, score)
+    return Scores(auc=counting.pop("auc"), auc_low=low, auc_high=high, recall_at_fpr=recall_at_fpr(target, score, fpr),
+                  fpr=fpr, **counting)
 
 
 def recall_by(truth: pd.DataFrame, score, threshold: float, by: str = "snr") -> pd.DataFrame:
@@ -39,3 +99,13 @@ def recall_by(truth: pd.DataFrame, score, threshold: float, by: str = "snr") -> 
     table.columns = ["recall", "needles"]
     table.index.name = "SNR" if by == "snr" else by
     return table
+
+
+def recall_table(truth: pd.DataFrame, scores: dict, fpr: float = 0.01, by: str = "snr") -> pd.DataFrame:
+    """Recall at false-positive rate `fpr` per SNR bin (or kind), one column per detector in `scores`
+    ({name: scores aligned with `truth`}), and the needle count."""
+    columns = {}
+    for name, s in scores.items():
+        table = recall_by(truth, s, threshold_at_fpr(truth.target, s, fpr), by)
+        columns[name], needles = table.recall, table.needles
+    return pd.DataFrame(columns).assign(needles=needles)

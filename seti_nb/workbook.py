@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import shutil
 import time
 from dataclasses import dataclass
@@ -14,15 +13,10 @@ import numpy as np
 import pandas as pd
 
 from .data import read_labels, read_truth
+from .runtime import new_folder, pick_device, project_dir, runs_dir, seed_everything
 from .synth import VERSION, SynthConfig, synthesize
 
-DEFAULT_DATA = SynthConfig(n=2000, seed=0)  # the embedded default data set
-
-
-def project_dir() -> Path | None:
-    """The checkout this package runs from (editable install), or None for a plain install."""
-    checkout = Path(__file__).resolve().parents[1]
-    return checkout if (checkout / "pyproject.toml").is_file() else None
+DEFAULT_DATA = SynthConfig(n=8000, seed=0)  # the embedded default data set
 
 
 def default_data_dir() -> Path:
@@ -59,51 +53,6 @@ def ensure_data(data_dir: str | os.PathLike = "", config: SynthConfig = DEFAULT_
             path.rmdir()  # empty, as checked above
         tmp.rename(path)
     return path
-
-
-def new_folder(parent: str | os.PathLike, name: str) -> Path:
-    """A new folder `parent/name`, or `name-2`, `name-3`... : earlier runs are never written over."""
-    parent = Path(parent)
-    parent.mkdir(parents=True, exist_ok=True)
-    for i in range(1, 10_000):
-        path = parent / (name if i == 1 else f"{name}-{i}")
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:
-            continue
-    raise RuntimeError(f"{parent}: no free folder name for {name}")
-
-
-def runs_dir() -> Path:
-    checkout = project_dir()
-    return checkout / "runs" if checkout else Path.cwd() / "runs"
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch, and ask torch for deterministic kernels (CPU results repeat exactly)."""
-    random.seed(seed)
-    np.random.seed(seed)
-    try:
-        import torch
-    except ImportError:
-        return
-    torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    torch.backends.cudnn.benchmark = False
-
-
-def pick_device(device: str = "auto") -> str:
-    """'cuda' when asked for or available with 'auto', else 'cpu'; a clear error for an absent GPU."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device='cuda' asked for, but torch sees no GPU; use device='auto' or 'cpu'")
-    if device not in ("cpu", "cuda"):
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
-    return device
 
 
 def set_style() -> None:

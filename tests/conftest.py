@@ -1,4 +1,5 @@
-"""Shared fixtures: a small synthetic data set made once per test session, and the real Kaggle sample."""
+"""Shared fixtures: a small synthetic data set made once per test session, the real Kaggle sample, and a
+training cache of the tests' own."""
 
 from pathlib import Path
 
@@ -17,7 +18,18 @@ def kaggle_sample() -> Path:
 
 @pytest.fixture(scope="session")
 def synth_data(tmp_path_factory) -> Path:
-    """1,000 training + 100 test synthetic cadences (seed 7): enough for the leak test's statistics."""
+    """1,000 training + 50 test synthetic cadences (seed 7): enough for the leak test's statistics."""
     from seti_nb.synth import SynthConfig, synthesize
 
     return synthesize(tmp_path_factory.mktemp("synth") / "data", SynthConfig(n=1000, seed=7), progress=False)
+
+
+@pytest.fixture(scope="session")
+def _test_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(autouse=True)
+def _cache_outside_the_checkout(_test_cache, monkeypatch):
+    """Tests build their training caches in a folder of their own, never in the checkout's data/cache."""
+    monkeypatch.setenv("SETI_NB_CACHE", str(_test_cache))

@@ -24,19 +24,27 @@ def test_real_sample_loads_and_checks(kaggle_sample, capsys):
     assert len(submission_ids(kaggle_sample)) == 39995
 
 
-@pytest.mark.parametrize("layout, shape", [("on_stack", (1, 819, 256)), ("all_stack", (1, 1638, 256)),
+@pytest.mark.parametrize("layout, shape", [("frames", (6, 273, 256)), ("contrast", (3, 273, 256)),
+                                           ("on_stack", (1, 819, 256)), ("all_stack", (1, 1638, 256)),
                                            ("on_channels", (3, 273, 256))])
-def test_dataset_layouts(kaggle_sample, layout, shape):
+def test_dataset_layouts(kaggle_sample, layout, shape, tmp_path, monkeypatch):
+    from seti_nb.preprocess import Preprocess
+
+    monkeypatch.setenv("SETI_NB_CACHE", str(tmp_path))
     labels = read_labels(kaggle_sample)
-    ds = CadenceDataset(kaggle_sample, labels, layout=layout)
+    raw_only = Preprocess(bandpass="none")
+    ds = CadenceDataset(kaggle_sample, labels, layout=layout, preprocess=raw_only)
     image, target = ds[0]
     assert tuple(image.shape) == shape and str(image.dtype) == "torch.float32"
     assert float(target) == labels.target[0]
-    raw = load_cadence(cadence_path(kaggle_sample, labels.id[0]))
+    raw = raw_only(load_cadence(cadence_path(kaggle_sample, labels.id[0])))
     if layout == "on_stack":  # frames 0, 2, 4 one above the other
         np.testing.assert_array_equal(image[0, 273:546].numpy(), raw[2])
-    small = CadenceDataset(kaggle_sample, labels, layout=layout, size=(64, 32))[0][0]
-    assert tuple(small.shape) == (shape[0], 64, 32)
+    if layout == "contrast":  # each ON scan minus the OFF scan after it
+        np.testing.assert_allclose(image[1].numpy(), raw[2] - raw[3])
+    small = CadenceDataset(kaggle_sample, labels, layout=layout, preprocess=Preprocess("scan", 8, 2, 20))
+    assert tuple(small[0][0].shape) == (shape[0], shape[1] // 8, 128)
+    assert list(tmp_path.iterdir()), "reduced resolutions come from the cache"
 
 
 def test_dataset_rejects_unknown_layout(kaggle_sample):
@@ -156,12 +164,3 @@ def test_missing_folder_and_label_file(tmp_path, capsys):
     assert "folder not found" in capsys.readouterr().out
     with pytest.raises(DataError, match="train_labels.csv: label file not found"):
         read_labels(tmp_path)
-
-
-def test_input_size_averages_rows_and_channels():
-    from seti_nb.data import input_size
-
-    assert input_size("on_stack", 8, 2) == (102, 128)
-    assert input_size("all_stack", 8, 2) == (204, 128)
-    assert input_size("on_channels", 8, 2) == (34, 128)
-    assert input_size("on_stack") is None

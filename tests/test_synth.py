@@ -8,7 +8,8 @@ import pytest
 
 from seti_nb.data import (ID_PATTERN, OFF_FRAMES, cadence_path, check_dataset, file_statistics, load_cadence,
                           read_labels, read_truth)
-from seti_nb.synth import SynthConfig, cadence_rows, needle_channels, synthesize
+from seti_nb.cadence import cadence_rows, signal_channels
+from seti_nb.synth import SynthConfig, synthesize
 
 
 def test_kaggle_layout(synth_data):
@@ -17,7 +18,7 @@ def test_kaggle_layout(synth_data):
     assert labels.id.str.match(ID_PATTERN).all()
     assert sorted(p.name for p in (synth_data / "train").iterdir()) == list("0123456789abcdef")
     sub = pd.read_csv(synth_data / "sample_submission.csv", dtype={"id": str})
-    assert len(sub) == 100 and (sub.target == 0.5).all()
+    assert len(sub) == 50 and (sub.target == 0.5).all()
     x = np.load(cadence_path(synth_data, labels.id[0]), allow_pickle=False)
     assert x.shape == (6, 273, 256) and x.dtype == np.float16
     x = x.astype(np.float64)
@@ -26,7 +27,7 @@ def test_kaggle_layout(synth_data):
     assert json.loads((synth_data / "synth.json").read_text())["seed"] == 7
     report = check_dataset(synth_data, progress=False)
     assert report.ok, str(report)
-    assert (report.cadences, report.needles, report.test_present) == (1000, 100, 100)
+    assert (report.cadences, report.needles, report.test_present) == (1000, 100, 50)
 
 
 def test_truth_describes_every_cadence(synth_data):
@@ -52,7 +53,7 @@ def test_same_seed_same_files_whatever_the_workers(tmp_path):
     two = synthesize(tmp_path / "two", SynthConfig(n=30, seed=3), workers=2, progress=False)
     other = synthesize(tmp_path / "other", SynthConfig(n=30, seed=4), workers=1, progress=False)
     files = sorted(p.relative_to(one) for p in one.rglob("*") if p.is_file())
-    assert len(files) == 30 + 3 + 4
+    assert len(files) == 30 + 2 + 4
     for f in files:
         assert (one / f).read_bytes() == (two / f).read_bytes(), f
     assert (one / "train_labels.csv").read_bytes() != (other / "train_labels.csv").read_bytes()
@@ -75,7 +76,7 @@ def test_needle_power_lies_on_its_truth_path_in_on_frames_only(synth_data):
         x = np.load(cadence_path(synth_data, row.id), allow_pickle=False).astype(np.float64)
         gains = {}
         for frame in (*[int(f) for f in row.on_frames], *OFF_FRAMES):
-            channels = np.rint(needle_channels(row, cadence_rows(frame))).astype(int)
+            channels = np.rint(signal_channels(row, cadence_rows(frame))).astype(int)
             inside = (channels >= 0) & (channels < 256)
             rows = np.arange(273)[inside]
             along = x[frame, rows, channels[inside]]
@@ -88,8 +89,8 @@ def test_needle_power_lies_on_its_truth_path_in_on_frames_only(synth_data):
             off_gains.append(np.mean(off))
             on_minus_off.append(on - np.mean(off))
     assert len(off_gains) > len(strong) / 2
-    # OFF frames: nothing along the path, bar the odd crossing of interference
-    assert np.median(np.abs(off_gains)) < 0.3 and np.mean(np.abs(off_gains) < 0.6) > 0.9
+    # OFF frames: nothing along the path, bar crossings of interference (lines, drifting RFI, OFF-only signals)
+    assert np.median(np.abs(off_gains)) < 0.3 and np.mean(np.abs(off_gains) < 0.6) > 0.8
     assert np.median(on_minus_off) > 0.5
     assert np.mean(np.array(on_minus_off) > 0.2) > 0.9
 

@@ -10,8 +10,11 @@ import torch
 from seti_nb.cli import main
 from seti_nb.data import CadenceDataset, read_labels, split
 from seti_nb.models import LITE0_TIMM, build_model, lite0_imagenet_state_dict
-from seti_nb.train import (FrequencyAugment, TrainConfig, _loader, fit, load_checkpoint, mixup_or,
+from seti_nb.preprocess import Preprocess
+from seti_nb.train import (FrequencyAugment, Run, TrainConfig, _loader, fit, load_checkpoint, mixup_or,
                            model_from_checkpoint, predict)
+
+COARSE = Preprocess("scan", time_average=16, channel_average=8, clip=20)  # 17 x 32 per scan: fast tests
 
 
 @pytest.fixture(scope="module")
@@ -19,13 +22,13 @@ def small_sets(synth_data):
     labels = read_labels(synth_data)
     items = labels.groupby("target").head(30)  # 30 needles, 30 haystack
     train, val = split(items, 0.3, seed=0)
-    make = lambda df: CadenceDataset(synth_data, df, size=(64, 32))  # noqa: E731
+    make = lambda df, **kw: CadenceDataset(synth_data, df, "on_stack", COARSE, progress=False, **kw)  # noqa: E731
     return make, train, val
 
 
 def test_same_seed_same_cpu_results(small_sets, tmp_path):
     make, train, val = small_sets
-    config = TrainConfig(epochs=2, batch_size=8, seed=3)
+    config = TrainConfig(epochs=2, batch_size=8, seed=3, sampler="plain", scheduler="constant")
     runs = []
     for _ in range(2):
         torch.manual_seed(123)  # a different global state must not matter: fit seeds itself
@@ -40,8 +43,8 @@ def test_same_seed_same_cpu_results(small_sets, tmp_path):
 class Recording(CadenceDataset):
     """Records which items were read, and whether a transform was applied."""
 
-    def __post_init__(self):
-        super().__post_init__()
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         self.reads = []
 
     def __getitem__(self, i):
@@ -51,9 +54,9 @@ class Recording(CadenceDataset):
 
 def test_validation_is_never_resampled_or_augmented(small_sets, synth_data):
     make, train, val = small_sets
-    val_set = Recording(synth_data, val, size=(64, 32))
-    train_set = make(train)
-    config = TrainConfig(epochs=2, batch_size=8, sampler="oversample", augment=True, mixup=0.4)
+    val_set = Recording(synth_data, val, "on_stack", COARSE, progress=False)
+    train_set = make(train, transform=FrequencyAugment())
+    config = TrainConfig(epochs=2, batch_size=8, sampler="oversample", mixup=0.4)
     fit(build_model("small-cnn"), train_set, val_set, config, progress=False)
     assert val_set.transform is None and isinstance(train_set.transform, FrequencyAugment)
     assert val_set.reads == list(range(len(val))) * 2, "each validation item once per epoch, in order"
@@ -85,7 +88,7 @@ def test_checkpoint_is_atomic_safe_and_rebuilds_the_model(small_sets, tmp_path):
     make, train, val = small_sets
     model = build_model("small-cnn")
     result = fit(model, make(train), make(val), TrainConfig(epochs=1, batch_size=8), tmp_path,
-                 meta={"model": "small-cnn", "layout": "on_stack", "size": [64, 32], "in_channels": 1},
+                 meta={"model": "small-cnn", "layout": "on_stack", "preprocess": COARSE.to_dict(), "in_channels": 1},
                  progress=False)
     assert result.checkpoint == tmp_path / "best.pt" and not list(tmp_path.glob("*.tmp"))
     assert (tmp_path / "history.csv").is_file()
@@ -135,11 +138,12 @@ def test_missing_weights_say_which_file_to_place_where(tmp_path, monkeypatch):
 
 def test_cli_train_then_predict(synth_data, tmp_path):
     kaggle_sample = Path(__file__).resolve().parents[2] / "shared" / "kaggle_sample"  # absent in a user's clone
-    assert main(["train", "--data", str(synth_data), "--model", "small-cnn", "--size", "64", "32", "--epochs", "1",
-                 "--limit", "60", "--out", str(tmp_path)]) == 0
+    assert main(["train", "--data", str(synth_data), "--model", "small-cnn", "--layout", "all_stack",
+                 "--time-average", "16", "--channel-average", "8", "--epochs", "1", "--limit", "60",
+                 "--out", str(tmp_path)]) == 0
     run = next(tmp_path.glob("train-small-cnn-*"))
     assert {"best.pt", "history.csv", "metrics.json", "test_scores.csv"} <= {p.name for p in run.iterdir()}
-    sides = [(synth_data, 100)] + ([(kaggle_sample, 2)] if (kaggle_sample / "test").is_dir() else [])
+    sides = [(synth_data, 50)] + ([(kaggle_sample, 2)] if (kaggle_sample / "test").is_dir() else [])
     for data, n in sides:  # the unlabelled test side, as a Kaggle submission
         preds = tmp_path / f"preds-{n}.csv"
         assert main(["predict", "--checkpoint", str(run / "best.pt"), "--data", str(data), "--out", str(preds)]) == 0
@@ -155,7 +159,7 @@ def test_cross_validation_resumes_from_finished_folds(synth_data, tmp_path, monk
 
     small = read_labels(synth_data).groupby("target").head(15)  # 15 needles, 15 haystack
     monkeypatch.setattr("seti_nb.data.read_labels", lambda root: small)
-    config = TrainConfig(epochs=1, batch_size=8)
+    run = Run("small-cnn", "frames", COARSE, config=TrainConfig(epochs=1, batch_size=8))
     calls = []
     real_fit = train_module.fit
 
@@ -167,16 +171,34 @@ def test_cross_validation_resumes_from_finished_folds(synth_data, tmp_path, monk
 
     monkeypatch.setattr(train_module, "fit", counting_fit)
     with pytest.raises(KeyboardInterrupt):
-        train_module.cross_validate(synth_data, "small-cnn", tmp_path, k=3, size=(32, 16), config=config,
-                                    progress=False)
+        train_module.cross_validate(synth_data, tmp_path, run, k=3, progress=False)
     assert (tmp_path / "fold0" / "fold.json").exists() and not (tmp_path / "fold1" / "fold.json").exists()
     folds_before = (tmp_path / "folds.csv").read_text()
     calls.clear()
     monkeypatch.setattr(train_module, "fit", real_fit)
     fold0 = (tmp_path / "fold0" / "fold.json").stat().st_mtime_ns
-    result = train_module.cross_validate(synth_data, "small-cnn", tmp_path, k=3, size=(32, 16), config=config,
-                                         progress=False)
+    result = train_module.cross_validate(synth_data, tmp_path, run, k=3, progress=False)
     assert (tmp_path / "fold0" / "fold.json").stat().st_mtime_ns == fold0, "the finished fold is not retrained"
     assert (tmp_path / "folds.csv").read_text() == folds_before
     assert list(result["folds"].index) == [0, 1, 2]
     assert sorted(result["oof"].id) == sorted(split(small, 0.3, 0)[0].id), "every training cadence scored once"
+
+
+def test_cadence_cnn_compares_on_with_off_at_the_same_place():
+    model = build_model("cadence-cnn", in_channels=6).eval()
+    x = torch.randn(2, 6, 34, 64)
+    with torch.no_grad():
+        base = model(x)
+        swapped = model(x[:, [2, 1, 0, 3, 4, 5]])  # ON scans in another order: the same evidence
+        off_swapped = model(x[:, [0, 5, 2, 1, 4, 3]])
+    torch.testing.assert_close(base, swapped)
+    torch.testing.assert_close(base, off_swapped)
+    with pytest.raises(ValueError, match="'frames' layout"):
+        build_model("cadence-cnn", in_channels=1)
+
+
+def test_run_settings_by_name():
+    run = Run().but(sampler="plain", time_average=4, layout="contrast")
+    assert run.config.sampler == "plain" and run.preprocess.time_average == 4 and run.layout == "contrast"
+    with pytest.raises(ValueError, match="unknown setting 'colour'"):
+        Run().but(colour="red")

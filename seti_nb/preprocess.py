@@ -1,0 +1,99 @@
+"""Preprocessing the field uses, one function for the classical and the deep paths: bandpass removal, averaging,
+robust scaling and clipping of every scan."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .cadence import FRAME_SHAPE, N_FRAMES, OFF_FRAMES
+
+BANDPASS = ("scan", "off", "none")
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """What is done to a cadence `(6, 273, 256)` before a model or a search sees it, in this order:
+
+    1. bandpass removal: subtract each channel's median over time, of each scan (`"scan"`) or of the three OFF
+       scans together (`"off"`, the same for all six), or nothing (`"none"`). The receiver's bandpass draws the
+       vertical stripes of every raw waterfall; a needle, a narrow line that moves, survives the median.
+    2. averaging `time_average` rows and `channel_average` channels into one pixel (a remainder is dropped):
+       integrates a slowly drifting needle's power while shrinking the image.
+    3. robust scaling of every scan to median 0 and noise 1 (1.4826 x the median absolute deviation), so a
+       pixel reads in noise sigmas whatever the scan's brightest interference.
+    4. clipping to +-`clip` sigmas (0: no clipping), so interference thousands of sigmas bright cannot dominate.
+    """
+
+    bandpass: str = "scan"
+    time_average: int = 1
+    channel_average: int = 1
+    clip: float = 0.0
+
+    def __post_init__(self):
+        if self.bandpass not in BANDPASS:
+            raise ValueError(f"bandpass must be one of {BANDPASS}, got {self.bandpass!r}")
+        for name in ("time_average", "channel_average"):
+            value = getattr(self, name)
+            limit = FRAME_SHAPE[0] if name == "time_average" else FRAME_SHAPE[1]
+            if not (isinstance(value, (int, np.integer)) and 1 <= value <= limit):
+                raise ValueError(f"{name} must be a whole number from 1 to {limit}, got {value!r}")
+        if self.clip < 0:
+            raise ValueError(f"clip must be 0 (off) or positive, got {self.clip}")
+
+    @property
+    def frame_shape(self) -> tuple[int, int]:
+        """(rows, channels) of one preprocessed scan."""
+        return FRAME_SHAPE[0] // self.time_average, FRAME_SHAPE[1] // self.channel_average
+
+    @property
+    def full_resolution(self) -> bool:
+        return self.time_average == self.channel_average == 1
+
+    def key(self) -> str:
+        """A short name that tells preprocessings apart (cache folders, checkpoints)."""
+        return f"bp-{self.bandpass}_t{self.time_average}_c{self.channel_average}_clip{self.clip:g}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def __call__(self, cadence: np.ndarray) -> np.ndarray:
+        """The preprocessed cadence, float32 `(frames, rows // time_average, channels // channel_average)`.
+
+        Works on any number of frames (the six of a cadence, or a subset); `"off"` needs all six.
+        """
+        x = np.asarray(cadence, dtype=np.float32)
+        if self.bandpass == "scan":
+            x = x - time_median(x)[:, None, :]
+        elif self.bandpass == "off":
+            if len(x) != N_FRAMES:
+                raise ValueError("bandpass='off' needs all six frames of a cadence")
+            x = x - time_median(x[list(OFF_FRAMES)].reshape(1, -1, x.shape[-1]))[:, None, :]
+        x = average(x, self.time_average, self.channel_average)
+        centre = np.median(x, axis=(1, 2), keepdims=True)
+        spread = 1.4826 * np.median(np.abs(x - centre), axis=(1, 2), keepdims=True)
+        x = (x - centre) / np.maximum(spread, 1e-6)
+        if self.clip:
+            np.clip(x, -self.clip, self.clip, out=x)
+        return x
+
+
+def time_median(x: np.ndarray) -> np.ndarray:
+    """Each channel's median over time, `(frames, rows, channels)` -> `(frames, channels)`: np.median's result,
+    three to four times faster (a partition along contiguous rows; the mean of the two middle values when even)."""
+    rows = np.ascontiguousarray(np.swapaxes(x, 1, 2))
+    k = rows.shape[-1] // 2
+    if rows.shape[-1] % 2:
+        return np.partition(rows, k, axis=-1)[..., k]
+    part = np.partition(rows, (k - 1, k), axis=-1)
+    return (part[..., k - 1] + part[..., k]) / 2
+
+
+def average(x: np.ndarray, rows: int = 1, channels: int = 1) -> np.ndarray:
+    """Average blocks of `rows` x `channels` pixels of the last two axes (a remainder is dropped)."""
+    if rows == channels == 1:
+        return x
+    h, w = x.shape[-2] // rows, x.shape[-1] // channels
+    x = x[..., : h * rows, : w * channels]
+    return x.reshape(*x.shape[:-2], h, rows, w, channels).mean(axis=(-3, -1))
