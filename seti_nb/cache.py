@@ -13,8 +13,7 @@ import hashlib
 import json
 import os
 import shutil
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -83,13 +82,13 @@ def cached_frames(root: str | Path, side: str, preprocess: Preprocess, workers: 
         tmp.mkdir()
         shape = (len(ids), N_FRAMES, *preprocess.frame_shape)
         np.lib.format.open_memmap(tmp / "frames.npy", mode="w+", dtype=np.float16, shape=shape).flush()
-        chunk = 256
+        chunk = 64
         jobs = [(tmp / "frames.npy", root, side, ids[i:i + chunk], i, preprocess) for i in range(0, len(ids), chunk)]
-        workers = min(workers or os.cpu_count() or 1, len(jobs), 8)
+        workers = min(workers or os.cpu_count() or 1, len(jobs), 8)  # threads: numpy releases the GIL
         bar = tqdm(total=len(ids), desc=f"caching {side} cadences ({preprocess.key()})", unit="cadence",
                    disable=not progress)
         try:
-            with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers > 1 else _Serial() as pool:
+            with ThreadPoolExecutor(workers) as pool:
                 for n in pool.map(_fill, jobs):
                     bar.update(n)
         except BaseException:
@@ -108,15 +107,3 @@ def cached_frames(root: str | Path, side: str, preprocess: Preprocess, workers: 
         except OSError:  # another process finished the same cache first
             shutil.rmtree(tmp, ignore_errors=True)
     return folder / "frames.npy", {cadence_id: i for i, cadence_id in enumerate(ids)}
-
-
-class _Serial:
-    """A stand-in for a process pool with one worker."""
-
-    map = staticmethod(map)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False

@@ -1,4 +1,4 @@
-"""The `seti-nb` command line: synth, check, run, train, predict."""
+"""The `seti-nb` command line: synth, check, run, train, predict, dedoppler."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def _train(args) -> int:
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, sampler=args.sampler,
                          loss=args.loss, scheduler=args.scheduler, device=args.device, num_workers=args.workers,
                          seed=args.seed)
-    preprocess = Preprocess(args.bandpass, args.time_average, args.channel_average, args.clip)
+    preprocess = Preprocess(args.bandpass, args.time_average, args.channel_average, args.clip, args.gain)
     run = Run(args.model, args.layout, preprocess, args.pretrained, args.augment, args.limit, config)
     out = new_folder(args.out or runs_dir(), f"train-{args.model.replace(':', '-')}-{time.strftime('%Y%m%d-%H%M%S')}")
     result = train_and_evaluate(data, run, out, fpr=args.fpr)
@@ -78,12 +78,34 @@ def _predict(args) -> int:
     if not ids:
         raise FileNotFoundError(f"{args.data}: no {side} cadences to score")
     meta = checkpoint["meta"]
+    if not {"layout", "preprocess", "model", "in_channels"} <= set(meta):
+        raise ValueError(f"{args.checkpoint}: written by an older seti-nb (no layout or preprocessing recorded); "
+                         "train it again with this version")
     model = model_from_checkpoint(checkpoint)
     dataset = CadenceDataset(args.data, pd.DataFrame({"id": ids}), meta["layout"], Preprocess(**meta["preprocess"]),
                              side=side)
     scores = predict(model, dataset, device=args.device, progress=True)
     pd.DataFrame({"id": ids, "target": scores}).to_csv(args.out, index=False)
     print(f"scored {len(ids)} {side} cadences with {meta['model']} -> {args.out}")
+    return 0
+
+
+def _dedoppler(args) -> int:
+    import pandas as pd
+
+    from .cache import side_ids
+    from .dedoppler import Search, score_cadences
+
+    if args.out.exists():
+        raise FileExistsError(f"{args.out}: exists; choose a new file name (nothing is overwritten)")
+    side = args.split or ("test" if (args.data / "test").is_dir() else "train")
+    ids = side_ids(args.data, side)
+    if not ids:
+        raise FileNotFoundError(f"{args.data}: no {side} cadences to score")
+    search = Search(max_drift_hz_s=args.max_drift, threshold=args.threshold)
+    scores = score_cadences(args.data, ids, side, search)
+    pd.DataFrame({"id": ids, "target": scores[f"level{args.level}"]}).to_csv(args.out, index=False)
+    print(f"scored {len(ids)} {side} cadences with the de-Doppler search (level {args.level}) -> {args.out}")
     return 0
 
 
@@ -127,8 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pretrained", action="store_true", help="start from ImageNet weights (local files only)")
     p.add_argument("--layout", choices=list(LAYOUTS), default="frames",
                    help="; ".join(f"{k}: {v}" for k, v in LAYOUTS.items()).replace("%", "%%"))
-    p.add_argument("--bandpass", choices=list(BANDPASS), default="scan",
-                   help="remove each channel's median over time of each scan, of the OFF scans, or nothing")
+    p.add_argument("--bandpass", choices=list(BANDPASS), default="off",
+                   help="remove each channel's median over time of the OFF scans (default), of each scan, or nothing")
+    p.add_argument("--gain", action=argparse.BooleanOptionalAction, default=True,
+                   help="remove each row's median over channels: gain drifts, broadband bursts (default on)")
     p.add_argument("--time-average", type=int, default=8, help="rows averaged into one (1: full resolution)")
     p.add_argument("--channel-average", type=int, default=2, help="channels averaged into one (1: all 256)")
     p.add_argument("--clip", type=float, default=20.0, help="clip at this many noise sigmas (0: off)")
@@ -147,6 +171,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None, help="where the new run folder goes (default: runs/)")
     p.set_defaults(func=_train)
+
+    p = sub.add_parser("dedoppler", help="score a Kaggle-layout folder with the classical de-Doppler search")
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--split", choices=["train", "test"], default=None,
+                   help="which side to score (default: test where a test/ folder exists, else train)")
+    p.add_argument("--out", type=Path, required=True, help="a new CSV file (id,target)")
+    p.add_argument("--level", type=int, choices=[1, 2, 3], default=3,
+                   help="1: strongest ON signal; 2: in an ON scan, not in the OFF scans; 3: in every ON scan, "
+                        "continuous in time, not in the OFF scans (default)")
+    p.add_argument("--max-drift", type=float, default=4.0, help="largest drift rate searched, Hz/s (default 4)")
+    p.add_argument("--threshold", type=float, default=10.0, help="hit SNR; OFF signals above it veto (default 10)")
+    p.set_defaults(func=_dedoppler)
 
     p = sub.add_parser("predict", help="score a Kaggle-layout folder; writes id,target like a submission")
     p.add_argument("--checkpoint", type=Path, required=True)

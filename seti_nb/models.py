@@ -35,9 +35,9 @@ class SmallCNN(nn.Module):
         return self.fc(self.features(x).flatten(1))
 
 
-def _conv(c_in: int, c_out: int, kernel_size: int = 3) -> list[nn.Module]:
-    return [nn.Conv2d(c_in, c_out, kernel_size, padding=kernel_size // 2, bias=False), nn.BatchNorm2d(c_out),
-            nn.ReLU(inplace=True)]
+def _conv(c_in: int, c_out: int, kernel_size: int = 3, stride: int = 1) -> list[nn.Module]:
+    return [nn.Conv2d(c_in, c_out, kernel_size, stride=stride, padding=kernel_size // 2, bias=False),
+            nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
 
 
 class CadenceCNN(nn.Module):
@@ -55,7 +55,8 @@ class CadenceCNN(nn.Module):
         super().__init__()
         if in_channels != len(ON_FRAMES) + len(OFF_FRAMES):
             raise ValueError(f"cadence-cnn takes the 'frames' layout (6 channels), got {in_channels} channels")
-        self.encoder = nn.Sequential(*_conv(1, width), nn.MaxPool2d(2), *_conv(width, 2 * width), nn.MaxPool2d(2),
+        # a strided first convolution: every pixel seen, at a quarter of the cost of convolving then pooling
+        self.encoder = nn.Sequential(*_conv(1, width, stride=2), *_conv(width, 2 * width), nn.MaxPool2d(2),
                                      *_conv(2 * width, 2 * width))
         c = 2 * width
         self.head = nn.Sequential(*_conv(3 * c, c), nn.Conv2d(c, c, 1))

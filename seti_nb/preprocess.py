@@ -18,7 +18,11 @@ class Preprocess:
 
     1. bandpass removal: subtract each channel's median over time, of each scan (`"scan"`) or of the three OFF
        scans together (`"off"`, the same for all six), or nothing (`"none"`). The receiver's bandpass draws the
-       vertical stripes of every raw waterfall; a needle, a narrow line that moves, survives the median.
+       vertical stripes of every raw waterfall; a needle, a narrow line that moves, survives the median. With
+       `"off"`, a needle that barely drifts survives too (a per-scan median would remove it with the stripes),
+       while interference present in the OFF scans is removed from all six.
+       Then, unless `gain=False`, subtract each row's median over channels: the receiver's gain wandering in time
+       and broadband bursts draw horizontal bands; a narrowband needle occupies too few channels to move it.
     2. averaging `time_average` rows and `channel_average` channels into one pixel (a remainder is dropped):
        integrates a slowly drifting needle's power while shrinking the image.
     3. robust scaling of every scan to median 0 and noise 1 (1.4826 x the median absolute deviation), so a
@@ -30,6 +34,7 @@ class Preprocess:
     time_average: int = 1
     channel_average: int = 1
     clip: float = 0.0
+    gain: bool = True
 
     def __post_init__(self):
         if self.bandpass not in BANDPASS:
@@ -53,7 +58,8 @@ class Preprocess:
 
     def key(self) -> str:
         """A short name that tells preprocessings apart (cache folders, checkpoints)."""
-        return f"bp-{self.bandpass}_t{self.time_average}_c{self.channel_average}_clip{self.clip:g}"
+        return (f"bp-{self.bandpass}{'-gain' if self.gain else ''}_t{self.time_average}_c{self.channel_average}"
+                f"_clip{self.clip:g}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -70,6 +76,8 @@ class Preprocess:
             if len(x) != N_FRAMES:
                 raise ValueError("bandpass='off' needs all six frames of a cadence")
             x = x - time_median(x[list(OFF_FRAMES)].reshape(1, -1, x.shape[-1]))[:, None, :]
+        if self.gain:
+            x = x - np.median(x, axis=2, keepdims=True)
         x = average(x, self.time_average, self.channel_average)
         centre = np.median(x, axis=(1, 2), keepdims=True)
         spread = 1.4826 * np.median(np.abs(x - centre), axis=(1, 2), keepdims=True)

@@ -80,11 +80,12 @@ def profile_parameters(profile: str, folder: Path) -> dict:
 
 
 def run_notebooks(notebooks: list[Path], profile: str = "quick", data: str | None = None,
-                  out: str | None = None, device: str = "auto") -> tuple[Path, bool]:
+                  out: str | None = None, device: str = "auto", parameters: dict | None = None) -> tuple[Path, bool]:
     """Execute `notebooks` in order into a new run folder; stop at the first failure.
 
-    Returns the run folder (executed notebooks, each notebook's outputs, summary.json, summary.md) and
-    whether every notebook succeeded.
+    `parameters` override the profile's (each notebook takes those its parameters cell declares). Returns the
+    run folder (executed notebooks, each notebook's outputs, summary.json, summary.md) and whether every
+    notebook succeeded.
     """
     import papermill as pm
     from tqdm.auto import tqdm
@@ -92,7 +93,7 @@ def run_notebooks(notebooks: list[Path], profile: str = "quick", data: str | Non
     _register_headless_engine()
     if not notebooks:
         raise FileNotFoundError("no notebooks to run")
-    common = profile_parameters(profile, notebooks[0].parent)
+    common = {**profile_parameters(profile, notebooks[0].parent), **(parameters or {})}
     run = new_folder(out or runs_dir(), f"{time.strftime('%Y%m%d-%H%M%S')}-{profile}")
     rows = []
     bar = tqdm(notebooks, desc=f"{profile} profile", unit="notebook")

@@ -289,7 +289,7 @@ def model_from_checkpoint(checkpoint: dict) -> nn.Module:
 
 # ---- the study's protocol -----------------------------------------------------------------------------
 
-QUICK_PREPROCESS = Preprocess(bandpass="scan", time_average=8, channel_average=2, clip=20.0)
+QUICK_PREPROCESS = Preprocess(bandpass="off", time_average=8, channel_average=2, clip=20.0)
 
 
 @dataclass

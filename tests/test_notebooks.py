@@ -95,3 +95,15 @@ def test_run_writes_a_new_folder_and_a_summary(tmp_path):
     assert (run / "01_ok.ipynb").exists() and (run / "summary.md").exists()
     again, success = run_notebooks([ok], out=str(tmp_path / "runs"))
     assert success and again != run and (run / "summary.json").exists(), "a new folder, the old one kept"
+
+
+def test_full_profile_smoke_run(tmp_path):
+    """Every notebook with the full profile's parameters, on a tiny data set, on the CPU, one epoch: a GPU run
+    cannot then fail on a typo or a size that only the full profile uses."""
+    from seti_nb.synth import SynthConfig, synthesize
+
+    tiny = synthesize(tmp_path / "tiny", SynthConfig(n=400, seed=11), progress=False)
+    run, ok = run_notebooks(NOTEBOOKS, "full", data=str(tiny), out=str(tmp_path / "runs"), device="cpu",
+                            parameters={"epochs": 1, "lite_epochs": 1})
+    summary = json.loads((run / "summary.json").read_text())
+    assert ok, [(r["notebook"], r["error"]) for r in summary["notebooks"] if r["status"] != "ok"]

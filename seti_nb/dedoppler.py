@@ -1,0 +1,221 @@
+"""The field's classical search: a de-Doppler transform of every scan (Taylor's tree), hits, and turboSETI's
+ON/OFF event filter, with continuous cadence scores so the search is scored like a model.
+
+A narrowband signal drifting at a constant rate is a straight line in a scan. The de-Doppler transform sums each
+scan along straight lines of every drift, so a line's power is integrated into one bin: `(drift, start channel)`.
+Taylor's tree does it for n rows and the n drifts 0..n-1 channels per scan in n log2(n) additions per channel
+instead of n^2; steeper drifts first shear the scan by whole channels per row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from .cadence import DF_HZ, DT_S, N_FRAMES, OFF_FRAMES, ON_FRAMES, ROWS, frame_start_s
+from .preprocess import Preprocess
+
+
+def _skew(x: np.ndarray, extra: int, per_row: int = 1) -> np.ndarray:
+    """out[..., k, c] = x[..., k, c + per_row * k + extra] (zero beyond the last channel): a strided view of a
+    padded copy."""
+    k, c = x.shape[-2:]
+    padded = np.zeros(x.shape[:-1] + (c + per_row * k + extra,), dtype=x.dtype)
+    padded[..., :c] = x
+    s = padded.strides
+    return np.lib.stride_tricks.as_strided(padded[..., extra:], x.shape, s[:-2] + (s[-2] + per_row * s[-1], s[-1]),
+                                           writeable=False)
+
+
+def _tree(x: np.ndarray) -> np.ndarray:
+    """Taylor's tree on `(..., n, channels)`, n a power of two: out[..., d, c] is the sum over the n rows of the
+    path that starts at channel c and drifts d channels over the n rows (zero beyond the last channel).
+
+    Bottom-up: blocks of 1 row, then 2, 4... Two neighbouring blocks of m rows merge into one of 2m: drift 2k
+    and 2k + 1 both follow drift k in each half, the second half starting k or k + 1 channels on.
+    """
+    n, c = x.shape[-2:]
+    state = x.reshape(x.shape[:-2] + (n, 1, c))  # (..., blocks, drifts within a block, channels)
+    while state.shape[-3] > 1:
+        top, bottom = state[..., 0::2, :, :], state[..., 1::2, :, :]
+        merged = np.empty(top.shape[:-2] + (2 * top.shape[-2], c), dtype=x.dtype)
+        merged[..., 0::2, :] = top + _skew(bottom, 0)
+        merged[..., 1::2, :] = top + _skew(bottom, 1)
+        state = merged
+    return state[..., 0, :, :]
+
+
+def tree_path(d: int, n: int) -> np.ndarray:
+    """The channel offset, row by row, of the path the tree sums for drift index d over n rows."""
+    if n == 1:
+        return np.zeros(1, dtype=int)
+    k, shift = d // 2, d - d // 2
+    return np.concatenate([tree_path(k, n // 2), shift + tree_path(k, n // 2)])
+
+
+def brute_force(x: np.ndarray, d: int) -> np.ndarray:
+    """The reference: the sum along `tree_path(d, n)` from every start channel, one row at a time."""
+    n, c = x.shape
+    out = np.zeros(c, dtype=np.float64)
+    for r, offset in enumerate(tree_path(d, n)):
+        out[: c - offset] += x[r, offset:]
+    return out
+
+
+@dataclass(frozen=True)
+class Search:
+    """How the search sees a scan: the workbook's preprocessing, then rows trimmed to a power of two.
+
+    `max_drift_hz_s` bounds the drift rates searched (both signs); `threshold` is the hit SNR; `veto_channels` is
+    how far (in channels at the search's resolution) an OFF signal vetoes an ON one.
+    """
+
+    preprocess: Preprocess = Preprocess("off")
+    max_drift_hz_s: float = 4.0
+    threshold: float = 10.0
+    veto_channels: int = 3
+
+    @property
+    def rows(self) -> int:
+        """Rows searched: the preprocessed rows, trimmed to a power of two."""
+        return 1 << int(np.log2(ROWS // self.preprocess.time_average))
+
+    @property
+    def channel_hz(self) -> float:
+        return DF_HZ * self.preprocess.channel_average
+
+    @property
+    def row_s(self) -> float:
+        return DT_S * self.preprocess.time_average
+
+    @property
+    def segments(self) -> int:
+        """Shears of 0, 1, 2... channels per row, each followed by the tree's 0..1 channel per row."""
+        return max(1, int(np.ceil(self.max_drift_hz_s * self.row_s / self.channel_hz)))
+
+    def drift_rates(self) -> np.ndarray:
+        """Drift rate (Hz/s) of each row of `transform`'s planes, from the steepest negative to the steepest
+        positive; the tree's index d over n rows drifts d / (n - 1) channels per row."""
+        n = self.rows
+        positive = np.array([s + d / (n - 1) for s in range(self.segments) for d in range(n)])
+        return np.concatenate([-positive[::-1][:-1], positive]) * self.channel_hz / self.row_s
+
+    def transform(self, scans: np.ndarray) -> np.ndarray:
+        """De-Doppler planes of preprocessed scans `(frames, rows, channels)` -> `(frames, drifts, channels)`, in
+        SNR units: each bin is the path's sum divided by the noise of a sum of `rows` unit-noise pixels."""
+        n, segments = self.rows, self.segments
+        x = np.asarray(scans, dtype=np.float32)[:, :n]
+        planes = []
+        for y in (x, x[..., ::-1]):  # positive drifts, then negative ones on the mirrored band
+            # steep drifts: shift row r by s * r channels (a skewed view), the tree does the remaining 0..1 per row
+            sheared = np.stack([_skew(y, 0, per_row=s) for s in range(segments)])
+            tree = _tree(sheared).transpose(1, 0, 2, 3).reshape(len(x), segments * n, y.shape[-1])
+            planes.append(tree if not planes else tree[:, ::-1, ::-1])
+        negative, positive = planes[1][:, :-1], planes[0]  # the zero drift once
+        return np.concatenate([negative, positive], axis=1) / np.sqrt(n)
+
+    def score(self, cadence: np.ndarray) -> dict[str, float]:
+        """Continuous cadence scores at turboSETI's three filter levels, from the raw cadence `(6, 273, 256)`.
+
+        1: the strongest ON bin (no veto). 2: the strongest ON bin after the OFF veto. 3: the weakest of the three
+        ON scans along one signal continuous in time (the start channel in scan i follows from the drift and the
+        time elapsed), after the veto. The veto divides an ON bin's SNR by how far the OFF scans' strongest
+        signal at the same place (drift +-1 bin, +-`veto_channels`) exceeds the threshold: a ratio, so
+        interference of any brightness is vetoed relative to itself, and interference that restarts in every
+        scan is vetoed because it sits at the same place in the OFF scans.
+        """
+        planes = self.transform(self.preprocess(cadence))
+        on, off = planes[list(ON_FRAMES)], planes[list(OFF_FRAMES)]
+        near = ndimage.maximum_filter(off.max(axis=0), size=(3, 2 * self.veto_channels + 1))
+        vetoed = on / np.maximum(1.0, near / self.threshold)[None]
+        level3 = self._continuous(vetoed)
+        return {"level1": float(on.max()), "level2": float(vetoed.max()), "level3": float(level3)}
+
+    def _continuous(self, vetoed: np.ndarray) -> float:
+        """max over (drift, start channel in scan 0) of the minimum over ON scans along the continued path."""
+        drifts_px_s = self.drift_rates() / self.channel_hz  # channels per second
+        c = vetoed.shape[-1]
+        best = vetoed[0].copy()
+        for i, frame in enumerate(ON_FRAMES[1:], start=1):
+            offset = np.rint(drifts_px_s * (frame_start_s(frame) - frame_start_s(ON_FRAMES[0]))).astype(int)
+            idx = np.arange(c)[None, :] + offset[:, None]
+            inside = (idx >= 0) & (idx < c)
+            continued = np.where(inside, vetoed[i][np.arange(len(offset))[:, None], np.clip(idx, 0, c - 1)], 0.0)
+            best = np.minimum(best, continued)
+        return float(best.max())
+
+    def hits(self, scan_plane: np.ndarray, frame: int = 0) -> "pd.DataFrame":
+        """Local maxima of one scan's de-Doppler plane above the threshold: channel, drift (Hz/s), SNR."""
+        import pandas as pd
+
+        peaks = (scan_plane == ndimage.maximum_filter(scan_plane, size=(3, 2 * self.veto_channels + 1)))
+        d, c = np.nonzero(peaks & (scan_plane > self.threshold))
+        return pd.DataFrame({"frame": frame, "channel": c * self.preprocess.channel_average,
+                             "drift_hz_s": self.drift_rates()[d], "snr": scan_plane[d, c]}).sort_values(
+            "snr", ascending=False, ignore_index=True)
+
+
+def score_cadences(root, ids: list[str], side: str = "train", search: Search = Search(),
+                   progress: bool = True) -> "pd.DataFrame":
+    """The search's three level scores for cadences `ids` of `root`'s `side` (one row per id, in order)."""
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    from .data import cadence_path, load_cadence
+
+    rows = [search.score(load_cadence(cadence_path(root, i, side)))
+            for i in tqdm(ids, desc="de-Doppler search", unit="cadence", disable=not progress)]
+    return pd.DataFrame(rows, index=pd.Index(ids, name="id"))
+
+
+# The preprocessing turboSETI 2.3.2 needs here: it pads a scan's rows to a power of two and fails when that
+# exceeds the channels (273 rows -> 512 > 256), so 17 rows are averaged into one (16 rows); each channel's median
+# over time is removed first (the bandpass), since turboSETI's SNR is relative to the whole spectrum.
+TURBOSETI_PREPROCESS = Preprocess("scan", time_average=17, gain=False)
+
+
+def turboseti_scores(cadence: np.ndarray, work: str, max_drift_hz_s: float = 4.0, snr: float = 10.0) -> dict:
+    """turboSETI itself on one cadence, through its real API: the six scans written as HDF5 files with setigen,
+    `FindDoppler(...).search()` on each, then `find_event_pipeline` at filter levels 1-3. A level's score is the
+    highest SNR among the events it keeps (0 when it keeps none). `work` is an empty folder for the files."""
+    import contextlib
+    import io
+    import logging
+    import os
+    import warnings
+
+    from .synth import import_setigen
+
+    sg = import_setigen()
+    from turbo_seti.find_doppler.find_doppler import FindDoppler
+    from turbo_seti.find_event.find_event_pipeline import find_event_pipeline
+
+    prep = TURBOSETI_PREPROCESS
+    scans = prep(cadence)[:, : 1 << int(np.log2(ROWS // prep.time_average))]
+    h5s = []
+    quiet = io.StringIO()
+    with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # turboSETI's own deprecation warnings (numpy, pandas): not ours to fix
+        logging.disable(logging.CRITICAL)
+        try:
+            for i, scan in enumerate(scans):
+                frame = sg.Frame.from_data(DF_HZ, DT_S * prep.time_average, 6e9, True, scan.astype(np.float64) + 10)
+                frame.t_start = 60000 * 86400 + frame_start_s(i)  # turboSETI orders the scans by start time
+                frame.source_name = "target" if i in ON_FRAMES else f"off{i}"
+                h5s.append(os.path.join(work, f"scan{i}.h5"))
+                frame.save_h5(h5s[-1])
+                FindDoppler(h5s[-1], max_drift=max_drift_hz_s, snr=snr, out_dir=work, n_coarse_chan=1,
+                            log_level_int=logging.CRITICAL).search()
+            for name, files in (("h5.lst", h5s), ("dat.lst", [h.replace(".h5", ".dat") for h in h5s])):
+                with open(os.path.join(work, name), "w") as f:
+                    f.write("\n".join(files) + "\n")
+            scores = {}
+            for level in (1, 2, 3):
+                events = find_event_pipeline(os.path.join(work, "dat.lst"), os.path.join(work, "h5.lst"),
+                                             filter_threshold=level, number_in_cadence=N_FRAMES, saving=False)
+                scores[f"level{level}"] = 0.0 if events is None or not len(events) else float(events.SNR.max())
+        finally:
+            logging.disable(logging.NOTSET)
+    return scores
