@@ -18,6 +18,11 @@ from .cadence import DF_HZ, DT_S, N_FRAMES, OFF_FRAMES, ON_FRAMES, ROWS, frame_s
 from .preprocess import Preprocess
 
 
+def power_of_two_rows(preprocess: Preprocess) -> int:
+    """The preprocessed rows of a scan, trimmed to a power of two (what a Taylor tree takes)."""
+    return 1 << int(np.log2(ROWS // preprocess.time_average))
+
+
 def _skew(x: np.ndarray, extra: int, per_row: int = 1) -> np.ndarray:
     """out[..., k, c] = x[..., k, c + per_row * k + extra] (zero beyond the last channel): a strided view of a
     padded copy."""
@@ -80,7 +85,7 @@ class Search:
     @property
     def rows(self) -> int:
         """Rows searched: the preprocessed rows, trimmed to a power of two."""
-        return 1 << int(np.log2(ROWS // self.preprocess.time_average))
+        return power_of_two_rows(self.preprocess)
 
     @property
     def channel_hz(self) -> float:
@@ -193,7 +198,7 @@ def turboseti_scores(cadence: np.ndarray, work: str, max_drift_hz_s: float = 4.0
     from turbo_seti.find_event.find_event_pipeline import find_event_pipeline
 
     prep = TURBOSETI_PREPROCESS
-    scans = prep(cadence)[:, : 1 << int(np.log2(ROWS // prep.time_average))]
+    scans = prep(cadence)[:, : power_of_two_rows(prep)]
     h5s = []
     quiet = io.StringIO()
     with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet), warnings.catch_warnings():

@@ -318,6 +318,11 @@ class Run:
                                    preprocess=dataclasses.replace(self.preprocess, **groups["preprocess"]),
                                    config=dataclasses.replace(self.config, **groups["config"]))
 
+    def meta(self, in_channels: int, **extra) -> dict:
+        """What a checkpoint records to rebuild the model and its input (`seti-nb predict` reads it)."""
+        return {"model": self.model, "layout": self.layout, "preprocess": self.preprocess.to_dict(),
+                "in_channels": in_channels, "pretrained": self.pretrained, **extra}
+
     def describe(self) -> dict:
         p = self.preprocess
         return {"model": self.model, "layout": self.layout, "pretrained": self.pretrained,
@@ -389,9 +394,7 @@ def train_and_evaluate(data_dir: str | Path, run: Run = Run(), out_dir: str | Pa
     train_set, val_set, test_set = datasets(data_dir, run, fit_items, val_items, test_items, progress=progress)
     seed_everything(run.config.seed)
     model = build_model(run.model, in_channels=train_set.channels, pretrained=run.pretrained)
-    meta = {"model": run.model, "layout": run.layout, "preprocess": run.preprocess.to_dict(),
-            "in_channels": train_set.channels, "pretrained": run.pretrained}
-    trained = fit(model, train_set, val_set, run.config, out_dir, meta, progress)
+    trained = fit(model, train_set, val_set, run.config, out_dir, run.meta(train_set.channels), progress)
     test = test_items.assign(score=predict(model, test_set, run.config.batch_size * 2, run.config.device))
     truth = read_truth(data_dir)
     if truth is not None:
@@ -450,9 +453,8 @@ def cross_validate(data_dir: str | Path, out_dir: str | Path, run: Run = Run(), 
                                                     progress=progress)
             seed_everything(run.config.seed + fold)
             model = build_model(run.model, in_channels=train_set.channels, pretrained=run.pretrained)
-            meta = {"model": run.model, "layout": run.layout, "preprocess": run.preprocess.to_dict(),
-                    "in_channels": train_set.channels, "pretrained": run.pretrained, "fold": fold}
-            trained = fit(model, train_set, val_set, run.config, fold_dir, meta, progress)
+            trained = fit(model, train_set, val_set, run.config, fold_dir, run.meta(train_set.channels, fold=fold),
+                          progress)
             batch = run.config.batch_size * 2
             val_items.assign(score=predict(model, val_set, batch, run.config.device)).to_csv(
                 fold_dir / "oof.csv", index=False)
