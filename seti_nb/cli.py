@@ -8,6 +8,28 @@ import time
 from pathlib import Path
 
 
+def _count(text: str) -> int:
+    """A whole number of at least 1 (epochs, batch size, cadences, averaging factors)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _share(text: str) -> float:
+    """A fraction from 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
+    return value
+
+
 def _synth(args) -> int:
     from .synth import SynthConfig, synthesize
 
@@ -45,18 +67,28 @@ def _train(args) -> int:
     import json
 
     from .preprocess import Preprocess
-    from .runtime import new_folder, runs_dir
+    from .runtime import new_folder, pick_device, runs_dir
     from .train import Run, TrainConfig, train_and_evaluate
     from .workbook import ensure_data
 
+    pick_device(args.device)  # an absent GPU is named before anything else happens
     data = ensure_data(args.data or "")
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, sampler=args.sampler,
                          loss=args.loss, scheduler=args.scheduler, device=args.device, num_workers=args.workers,
                          seed=args.seed)
     preprocess = Preprocess(args.bandpass, args.time_average, args.channel_average, args.clip, args.gain)
     run = Run(args.model, args.layout, preprocess, args.pretrained, args.augment, args.limit, config)
-    out = new_folder(args.out or runs_dir(), f"train-{args.model.replace(':', '-')}-{time.strftime('%Y%m%d-%H%M%S')}")
-    result = train_and_evaluate(data, run, out, fpr=args.fpr)
+    parent = args.out or runs_dir()
+    made_parent = not parent.exists()
+    out = new_folder(parent, f"train-{args.model.replace(':', '-')}-{time.strftime('%Y%m%d-%H%M%S')}")
+    try:
+        result = train_and_evaluate(data, run, out, fpr=args.fpr)
+    except BaseException:
+        if not any(out.iterdir()):  # a run that wrote nothing leaves no folder
+            out.rmdir()
+            if made_parent and not any(parent.iterdir()):
+                parent.rmdir()
+        raise
     print(json.dumps({**run.describe(), **result.row()}, indent=1))
     print(f"best.pt, history.csv, metrics.json, test_scores.csv: {out}")
     return 0
@@ -68,24 +100,22 @@ def _predict(args) -> int:
     from .data import CadenceDataset
     from .cache import side_ids
     from .preprocess import Preprocess
+    from .runtime import check_new_file, pick_device, write_new_csv
     from .train import load_checkpoint, model_from_checkpoint, predict
 
-    if args.out.exists():
-        raise FileExistsError(f"{args.out}: exists; choose a new file name (nothing is overwritten)")
+    check_new_file(args.out)
+    pick_device(args.device)
     checkpoint = load_checkpoint(args.checkpoint)
     side = args.split or ("test" if (args.data / "test").is_dir() else "train")
     ids = side_ids(args.data, side)  # the test files present: a partial download scores what it has
     if not ids:
         raise FileNotFoundError(f"{args.data}: no {side} cadences to score")
     meta = checkpoint["meta"]
-    if not {"layout", "preprocess", "model", "in_channels"} <= set(meta):
-        raise ValueError(f"{args.checkpoint}: written by an older seti-nb (no layout or preprocessing recorded); "
-                         "train it again with this version")
-    model = model_from_checkpoint(checkpoint)
+    model = model_from_checkpoint(checkpoint, args.checkpoint)
     dataset = CadenceDataset(args.data, pd.DataFrame({"id": ids}), meta["layout"], Preprocess(**meta["preprocess"]),
                              side=side)
     scores = predict(model, dataset, device=args.device, progress=True)
-    pd.DataFrame({"id": ids, "target": scores}).to_csv(args.out, index=False)
+    write_new_csv(pd.DataFrame({"id": ids, "target": scores}), args.out)
     print(f"scored {len(ids)} {side} cadences with {meta['model']} -> {args.out}")
     return 0
 
@@ -95,16 +125,16 @@ def _dedoppler(args) -> int:
 
     from .cache import side_ids
     from .dedoppler import Search, score_cadences
+    from .runtime import check_new_file, write_new_csv
 
-    if args.out.exists():
-        raise FileExistsError(f"{args.out}: exists; choose a new file name (nothing is overwritten)")
+    check_new_file(args.out)
     side = args.split or ("test" if (args.data / "test").is_dir() else "train")
     ids = side_ids(args.data, side)
     if not ids:
         raise FileNotFoundError(f"{args.data}: no {side} cadences to score")
     search = Search(max_drift_hz_s=args.max_drift, threshold=args.threshold)
     scores = score_cadences(args.data, ids, side, search)
-    pd.DataFrame({"id": ids, "target": scores[f"level{args.level}"]}).to_csv(args.out, index=False)
+    write_new_csv(pd.DataFrame({"id": ids, "target": scores[f"level{args.level}"]}), args.out)
     print(f"scored {len(ids)} {side} cadences with the de-Doppler search (level {args.level}) -> {args.out}")
     return 0
 
@@ -120,12 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("synth", help="write a synthetic data set in the Kaggle layout")
     p.add_argument("out", type=Path, help="new (or empty) output folder")
-    p.add_argument("--n", type=int, default=2000, help="training cadences (default 2000)")
+    p.add_argument("--n", type=_count, default=2000, help="training cadences (default 2000)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--positive-fraction", type=float, default=0.1, help="share of needles (default 0.1)")
-    p.add_argument("--test-fraction", type=float, default=0.1,
+    p.add_argument("--positive-fraction", type=_share, default=0.1, help="share of needles (default 0.1)")
+    p.add_argument("--test-fraction", type=_share, default=0.1,
                    help="unlabelled test cadences, as a share of --n (default 0.1)")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
+    p.add_argument("--workers", type=_count, default=None, help="processes (default: one per core)")
     p.set_defaults(func=_synth)
 
     p = sub.add_parser("check", help="validate a Kaggle-layout data folder")
@@ -153,11 +183,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="remove each channel's median over time of the OFF scans (default), of each scan, or nothing")
     p.add_argument("--gain", action=argparse.BooleanOptionalAction, default=True,
                    help="remove each row's median over channels: gain drifts, broadband bursts (default on)")
-    p.add_argument("--time-average", type=int, default=8, help="rows averaged into one (1: full resolution)")
-    p.add_argument("--channel-average", type=int, default=2, help="channels averaged into one (1: all 256)")
+    p.add_argument("--time-average", type=_count, default=8, help="rows averaged into one (1: full resolution)")
+    p.add_argument("--channel-average", type=_count, default=2, help="channels averaged into one (1: all 256)")
     p.add_argument("--clip", type=float, default=20.0, help="clip at this many noise sigmas (0: off)")
-    p.add_argument("--epochs", type=int, default=6)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--epochs", type=_count, default=6)
+    p.add_argument("--batch-size", type=_count, default=64)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--sampler", choices=list(SAMPLERS), default="oversample")
     p.add_argument("--loss", choices=list(LOSSES), default="bce")
@@ -165,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
                    help="frequency flip and shift on training data (default on)")
     p.add_argument("--limit", type=int, default=0, help="train on a stratified subset of this many cadences")
-    p.add_argument("--fpr", type=float, default=0.01, help="false-positive rate for the recall figure")
+    p.add_argument("--fpr", type=_share, default=0.01, help="false-positive rate for the recall figure")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     p.add_argument("--seed", type=int, default=0)
@@ -199,7 +229,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (FileExistsError, FileNotFoundError, ValueError, RuntimeError) as e:  # DataError is a ValueError
+    except KeyboardInterrupt:
+        hint = "; the same command finishes it" if args.command == "synth" else ""
+        print(f"seti-nb {args.command}: interrupted{hint}", file=sys.stderr)
+        return 130
+    except (OSError, ValueError, RuntimeError) as e:  # DataError is a ValueError; PermissionError an OSError
         print(f"seti-nb {args.command}: error: {e}", file=sys.stderr)
         return 2
 

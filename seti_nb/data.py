@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,8 +48,14 @@ def inspect_cadence(path: str | Path, full: bool = True) -> str | None:
     Checks existence, the .npy header, shape, dtype, truncation and (with `full`) NaN or inf values.
     """
     path = Path(path)
-    if not path.is_file():
+    if path.is_symlink() and not path.exists():
+        return f"broken link (to {os.readlink(path)})"
+    if path.is_dir():
+        return "a folder, not a cadence file"
+    if not path.exists():
         return "file not found"
+    if not path.is_file():
+        return "not a regular file"
     try:
         shape, dtype, offset = _header(path)
     except Exception as e:  # not a .npy file, or a damaged header
@@ -63,6 +70,8 @@ def inspect_cadence(path: str | Path, full: bool = True) -> str | None:
     size = path.stat().st_size
     if size < expected:
         return f"truncated: {size} bytes, expected {expected}"
+    if size > expected:
+        return f"{size - expected} unexpected bytes after the array ({size} bytes, expected {expected})"
     if full:
         data = np.load(path, mmap_mode="r", allow_pickle=False)
         bad = ~np.isfinite(data)
@@ -87,6 +96,17 @@ def load_cadence(path: str | Path, frames=None) -> np.ndarray:
     return data
 
 
+def check_files(root: str | Path, ids, side: str = "train") -> None:
+    """The fast header check of every file a run will read (existence, shape, dtype, size), before the run:
+    a bad file is named now, not after an hour of training. Raises DataError listing the faults."""
+    faults = [(path, fault) for path in (cadence_path(root, i, side) for i in ids)
+              if (fault := inspect_cadence(path, full=False))]
+    if faults:
+        shown = "; ".join(f"{path}: {fault}" for path, fault in faults[:3])
+        more = f" (and {len(faults) - 3} more; `seti-nb check {root}` lists them all)" if len(faults) > 3 else ""
+        raise DataError(f"{len(faults)} unusable cadence files: {shown}{more}")
+
+
 def read_labels(root: str | Path, name: str = "train_labels.csv") -> pd.DataFrame:
     """The label file `id,target` (0 or 1), validated; raises DataError naming the file and rows at fault."""
     path = Path(root) / name
@@ -105,19 +125,27 @@ def read_labels(root: str | Path, name: str = "train_labels.csv") -> pd.DataFram
     return labels
 
 
-def _label_problems(labels: pd.DataFrame) -> list[str]:
+def _id_problems(ids: pd.Series) -> list[str]:
+    """Blank, malformed (not 15 hex characters: a path is refused here) or duplicate ids, each with its row."""
     problems = []
-    bad_ids = labels.id[~labels.id.fillna("").str.match(ID_PATTERN)]
+    bad_ids = ids[~ids.fillna("").str.fullmatch(ID_PATTERN)]
     if len(bad_ids):
-        problems.append(f"{len(bad_ids)} malformed ids (expected 15 hex characters), first: {bad_ids.iloc[0]!r}"
+        shown = "blank" if pd.isna(bad_ids.iloc[0]) else repr(bad_ids.iloc[0])
+        problems.append(f"{len(bad_ids)} blank or malformed ids (expected 15 hex characters), first: {shown}"
                         f" on row {bad_ids.index[0] + 2}")
+    dup = ids[ids.duplicated() & ids.notna()]
+    if len(dup):
+        problems.append(f"{len(dup)} duplicate ids, first: {dup.iloc[0]} on row {dup.index[0] + 2}")
+    return problems
+
+
+def _label_problems(labels: pd.DataFrame) -> list[str]:
+    problems = _id_problems(labels.id)
     bad = ~labels.target.isin([0, 1])
     if bad.any():
-        problems.append(f"{int(bad.sum())} targets not 0 or 1, first: {labels.target[bad].astype(object).iloc[0]}"
-                        f" on row {labels.index[bad][0] + 2}")
-    dup = labels.id[labels.id.duplicated()]
-    if len(dup):
-        problems.append(f"{len(dup)} duplicate ids, first: {dup.iloc[0]}")
+        first = labels.index[bad][0]
+        problems.append(f"{int(bad.sum())} targets not 0 or 1, first: {labels.target[first]} for id "
+                        f"{labels.id[first]!r} on row {first + 2}")
     return problems
 
 
@@ -126,16 +154,51 @@ def read_truth(root: str | Path) -> pd.DataFrame | None:
     path = Path(root) / "truth.csv"
     if not path.is_file():
         return None
-    return pd.read_csv(path, dtype={"id": str, "on_frames": str, "backgrounds": str})
+    try:
+        truth = pd.read_csv(path, dtype={"id": str, "on_frames": str, "backgrounds": str})
+    except Exception as e:
+        raise DataError(f"{path}: not a readable CSV ({e})") from e
+    missing = {"id", "target"} - set(truth.columns)
+    if missing:
+        raise DataError(f"{path}: no {sorted(missing)} column")
+    problems = _id_problems(truth.id)
+    if problems:
+        raise DataError(f"{path}: " + "; ".join(problems))
+    return truth
+
+
+def truth_problems(root: str | Path, labels: pd.DataFrame) -> list[str]:
+    """How a synthetic data set's truth.csv disagrees with its label file (ids missing, other targets)."""
+    truth = read_truth(root)
+    if truth is None:
+        return []
+    merged = labels.merge(truth[["id", "target"]], on="id", how="left", suffixes=("", "_truth"))
+    problems = []
+    absent = merged.id[merged.target_truth.isna()]
+    if len(absent):
+        problems.append(f"{len(absent)} labelled ids missing, first: {absent.iloc[0]}")
+    other = merged[merged.target_truth.notna() & (merged.target != merged.target_truth)]
+    if len(other):
+        problems.append(f"{len(other)} targets differ from train_labels.csv, first: id {other.id.iloc[0]}")
+    return problems
 
 
 def submission_ids(root: str | Path) -> list[str]:
-    """Ids of the unlabelled side: sample_submission.csv where present, else the files under test/."""
+    """Ids of the unlabelled side: sample_submission.csv (validated) where present, else the files under test/."""
     root = Path(root)
-    sub = root / "sample_submission.csv"
-    if sub.is_file():
-        return pd.read_csv(sub, dtype={"id": str}).id.tolist()
-    return sorted(p.stem for p in (root / "test").glob("*/*.npy"))
+    path = root / "sample_submission.csv"
+    if not path.is_file():
+        return sorted(p.stem for p in (root / "test").glob("*/*.npy"))
+    try:
+        sub = pd.read_csv(path, dtype={"id": str})
+    except Exception as e:
+        raise DataError(f"{path}: not a readable CSV ({e})") from e
+    if "id" not in sub.columns:
+        raise DataError(f"{path}: no 'id' column (columns {list(sub.columns)}), expected id,target")
+    problems = _id_problems(sub.id)
+    if problems:
+        raise DataError(f"{path}: " + "; ".join(problems))
+    return sub.id.tolist()
 
 
 # ---- splits -------------------------------------------------------------------------------------------
@@ -270,13 +333,15 @@ class CheckReport:
     test_listed: int = 0
     test_present: int = 0
     problems: list[tuple[str, str]] = field(default_factory=list)
+    labels_read: bool = False
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
     def __str__(self) -> str:
-        lines = [f"{self.root}: {self.cadences} labelled cadences, {self.needles} needles, {self.haystack} haystack"]
+        lines = [f"{self.root}: {self.cadences} labelled cadences, {self.needles} needles, {self.haystack} haystack"
+                 if self.labels_read else f"{self.root}: label file not usable (below); the files were still checked"]
         if self.test_listed or self.test_present:
             lines.append(f"test side: {self.test_present} cadence files present for {self.test_listed} listed ids")
         if self.problems:
@@ -298,47 +363,62 @@ def check_dataset(root: str | Path, progress: bool = True) -> CheckReport:
 
     root = Path(root)
     report = CheckReport(root)
+
+    def problem(error: DataError) -> None:
+        where, _, what = str(error).partition(": ")
+        report.problems.append((where, what))
+
     if not root.is_dir():
         report.problems.append((str(root), "folder not found"))
         return report
+    from .synth import unfinished_synthesis
+
+    if unfinished_synthesis(root):  # its files are incomplete by definition
+        report.problems.append((str(root), unfinished_synthesis(root)))
+        return report
+    train_files = {p.stem: p for p in (root / "train").glob("*/*.npy")}
+    files = sorted(train_files.values())
     try:
         labels = read_labels(root)
-    except DataError as e:
-        where, _, what = str(e).partition(": ")
-        report.problems.append((where, what))
-        return report
-    report.cadences = len(labels)
-    report.needles = int(labels.target.sum())
-    report.haystack = report.cadences - report.needles
-
-    files = []
-    train_files = {p.stem: p for p in (root / "train").glob("*/*.npy")}
-    for cadence_id in labels.id:
-        path = cadence_path(root, cadence_id)
-        if cadence_id not in train_files:
-            report.problems.append((str(path), "listed in train_labels.csv but file not found"))
-        files.append(path)
-    for cadence_id in sorted(set(train_files) - set(labels.id)):
-        report.problems.append((str(train_files[cadence_id]), "file not listed in train_labels.csv"))
+    except DataError as e:  # the files are still checked
+        problem(e)
+        labels = None
+    if labels is not None:
+        report.labels_read = True
+        report.cadences = len(labels)
+        report.needles = int(labels.target.sum())
+        report.haystack = report.cadences - report.needles
+        for cadence_id in labels.id:
+            if cadence_id not in train_files:
+                report.problems.append((str(cadence_path(root, cadence_id)),
+                                        "listed in train_labels.csv but file not found"))
+        for cadence_id in sorted(set(train_files) - set(labels.id)):
+            report.problems.append((str(train_files[cadence_id]), "file not listed in train_labels.csv"))
+        try:
+            report.problems += [(str(root / "truth.csv"), p) for p in truth_problems(root, labels)]
+        except DataError as e:
+            problem(e)
     for path in train_files.values():
         if path != cadence_path(root, path.stem):
             report.problems.append((str(path), f"in folder {path.parent.name}/, expected {path.stem[0]}/"))
 
     test_files = {p.stem: p for p in (root / "test").glob("*/*.npy")}
-    if (root / "sample_submission.csv").is_file() or test_files:
+    try:
         listed = submission_ids(root)
-        report.test_listed = len(listed)
-        report.test_present = len(set(listed) & set(test_files))
-        if (root / "sample_submission.csv").is_file():
-            for cadence_id in sorted(set(test_files) - set(listed)):
-                report.problems.append((str(test_files[cadence_id]), "file not listed in sample_submission.csv"))
+    except DataError as e:
+        problem(e)
+        listed = sorted(test_files)
+    report.test_listed = len(listed)
+    report.test_present = len(set(listed) & set(test_files))
+    if (root / "sample_submission.csv").is_file():
+        for cadence_id in sorted(set(test_files) - set(listed)):
+            report.problems.append((str(test_files[cadence_id]), "file not listed in sample_submission.csv"))
     files += sorted(test_files.values())
 
     for path in tqdm(files, desc="checking cadences", unit="file", disable=not progress):
-        if path.is_file():
-            problem = inspect_cadence(path)
-            if problem:
-                report.problems.append((str(path), problem))
+        fault = inspect_cadence(path)
+        if fault:
+            report.problems.append((str(path), fault))
     return report
 
 

@@ -154,6 +154,8 @@ def build_model(name: str, in_channels: int = 1, pretrained: bool = False, weigh
         import timm
 
         arch = name.split(":", 1)[1]
+        if not timm.is_model(arch):
+            raise ValueError(f"timm has no model {arch!r}; `timm.list_models('*lite*')` lists names")
         model = timm.create_model(arch, pretrained=False, num_classes=1, in_chans=in_channels, **kwargs)
         if pretrained:
             if arch == LITE0_TIMM and weights_path is None:

@@ -63,7 +63,7 @@ def find_notebooks(names: list[str] | None = None, folder: Path | None = None) -
         match = [p for p in every if p.stem == name or p.stem.split("_")[0] == name]
         if not match:
             raise FileNotFoundError(f"no notebook {name!r} in {folder}; have {[p.stem for p in every]}")
-        chosen += match
+        chosen += [p for p in match if p not in chosen]  # a notebook named twice runs once
     return chosen
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -58,3 +59,33 @@ def pick_device(device: str = "auto") -> str:
     if device not in ("cpu", "cuda"):
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
     return device
+
+
+def check_new_file(path: str | os.PathLike) -> None:
+    """Refuse, before any work, an output file that exists or whose folder is missing or not writable."""
+    path = Path(path)
+    if path.exists() or path.is_symlink():
+        raise FileExistsError(f"{path}: exists; choose a new file name (nothing is overwritten)")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"{path.parent}: output folder not found")
+    try:
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}."):
+            pass
+    except OSError as e:
+        raise PermissionError(f"{path.parent}: cannot write there ({e.strerror})") from None
+
+
+def write_new_csv(frame, path: str | os.PathLike) -> None:
+    """Write a DataFrame to a new file, complete or not at all, never replacing a file that appeared meanwhile
+    (written beside it, then hard-linked into place: the link fails if the name is taken)."""
+    path = Path(path)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp",
+                                     delete=False) as f:
+        tmp = Path(f.name)
+    try:
+        frame.to_csv(tmp, index=False)
+        os.link(tmp, path)
+    except FileExistsError:
+        raise FileExistsError(f"{path}: was created by someone else meanwhile; nothing written over it") from None
+    finally:
+        tmp.unlink()

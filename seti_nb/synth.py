@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-from concurrent.futures import ProcessPoolExecutor
+import shutil
+import signal
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -194,18 +195,35 @@ class _Maker:
 _MAKER: _Maker | None = None
 
 
-def _make_chunk(args) -> list[dict]:
-    out, seed, snr_range, items = args
+def _worker_init(parent: int) -> None:
+    """A synthesis worker dies with its parent (even a `kill -9` of it) and leaves Ctrl-C to the parent."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
+
+
+def _make_chunk(args) -> int:
+    """Write one chunk's cadences, then its truth rows: a chunk whose truth part exists is finished."""
+    out, seed, snr_range, number, items = args
     global _MAKER
     if _MAKER is None:
         _MAKER = _Maker()
     truths = []
     for index, cadence_id, side, target in items:
         data, truth = _MAKER.make(seed, index, target, snr_range)
-        path = Path(out) / side / cadence_id[0] / f"{cadence_id}.npy"
-        np.save(path, data)
+        np.save(Path(out) / side / cadence_id[0] / f"{cadence_id}.npy", data)
         truths.append({"id": cadence_id, "side": side, **truth})
-    return truths
+    part = Path(out) / PARTS / f"{number:06d}.csv"
+    tmp = part.with_suffix(".tmp")
+    pd.DataFrame(truths).reindex(columns=TRUTH_COLUMNS).to_csv(tmp, index=False, float_format="%.6g")
+    os.replace(tmp, part)
+    return len(items)
 
 
 def _plan(config: SynthConfig) -> pd.DataFrame:
@@ -227,49 +245,111 @@ def _plan(config: SynthConfig) -> pd.DataFrame:
     return pd.DataFrame({"id": ids, "side": ["train"] * config.n + ["test"] * n_test, "target": targets})
 
 
+UNFINISHED = ".synth-unfinished.json"  # present while a synthesis is under way (or was interrupted)
+PARTS = ".synth-parts"  # the truth rows of each finished chunk, until the end
+CADENCE_BYTES = 128 + N_FRAMES * FRAME_SHAPE[0] * FRAME_SHAPE[1] * 2  # one float16 .npy file
+
+
+def _meta(config: SynthConfig) -> dict:
+    return {"generator": "seti_nb.synth", "version": VERSION, "n": config.n, "seed": config.seed,
+            "positive_fraction": config.positive_fraction, "test_fraction": config.test_fraction,
+            "snr_range": list(config.snr_range)}
+
+
+def _command(out: Path, meta: dict) -> str:
+    return (f"seti-nb synth {out} --n {meta['n']} --seed {meta['seed']} --positive-fraction "
+            f"{meta['positive_fraction']} --test-fraction {meta['test_fraction']}")
+
+
+def unfinished_synthesis(root: str | os.PathLike) -> str | None:
+    """What to do with a folder whose synthesis was interrupted, or None when it holds none."""
+    marker = Path(root) / UNFINISHED
+    if not marker.is_file():
+        return None
+    return (f"an unfinished synthesis (interrupted): run `{_command(Path(root), json.loads(marker.read_text()))}` "
+            "to finish it, or remove the folder")
+
+
+def _check_disk(out: Path, cadences: int) -> None:
+    free = shutil.disk_usage(next(p for p in (out, *out.parents) if p.exists())).free
+    if cadences * CADENCE_BYTES > free:
+        raise OSError(f"{out}: {cadences} cadences need about {cadences * CADENCE_BYTES / 1e9:.1f} GB, only "
+                      f"{free / 1e9:.1f} GB free")
+
+
+def _validate(config: SynthConfig) -> pd.DataFrame:
+    if config.n < 1:
+        raise ValueError(f"n must be at least 1, got {config.n}")
+    if not 0 < config.positive_fraction < 1:
+        raise ValueError(f"positive fraction must be between 0 and 1, got {config.positive_fraction}")
+    if not 0 <= config.test_fraction <= 1:
+        raise ValueError(f"test fraction must be between 0 and 1, got {config.test_fraction}")
+    plan = _plan(config)
+    needles = int(plan.target[plan.side == "train"].sum())
+    if needles == 0 or needles == config.n:
+        raise ValueError(f"{config.n} training cadences at a positive fraction of {config.positive_fraction} give "
+                         f"{needles} needles: both classes are needed; raise n or change the fraction")
+    return plan
+
+
 def synthesize(out: str | os.PathLike, config: SynthConfig = SynthConfig(), workers: int | None = None,
                progress: bool = True) -> Path:
     """Write a synthetic data set in the Kaggle layout to the new or empty folder `out`.
 
     Files: train_labels.csv, train/<id[0]>/<id>.npy, test/<id[0]>/<id>.npy, sample_submission.csv,
-    truth.csv (what every cadence holds, both sides) and synth.json (the configuration).
-    The same seed gives bit-identical files whatever the number of workers.
+    truth.csv (what every cadence holds, both sides) and synth.json (the configuration), written last.
+    The same seed gives bit-identical files whatever the number of workers. An interrupted synthesis leaves
+    a marker; the same call on the same folder finishes it (chunks already written are kept).
     """
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
+    meta = _meta(config)
+    marker = out / UNFINISHED
+    if marker.is_file():
+        if json.loads(marker.read_text()) != meta:
+            raise FileExistsError(f"{out}: {unfinished_synthesis(out)} (it was started with other settings)")
+    elif out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out}: folder exists and is not empty; synthesize into a new folder")
-    if not 0 < config.positive_fraction < 1:
-        raise ValueError(f"positive fraction must be between 0 and 1, got {config.positive_fraction}")
-    if config.n < 1:
-        raise ValueError(f"n must be at least 1, got {config.n}")
-    plan = _plan(config)
+    else:
+        _check_disk(out, config.n + round(config.n * config.test_fraction))
+    plan = _validate(config)
+    chunk = 64
+    items = list(zip(range(len(plan)), plan.id, plan.side, plan.target))
+    jobs = [(str(out), config.seed, config.snr_range, i // chunk, items[i:i + chunk])
+            for i in range(0, len(items), chunk)]
+    done = {int(p.stem) for p in (out / PARTS).glob("*.csv")}
+    todo = [job for job in jobs if job[3] not in done]
+    remaining = sum(len(job[4]) for job in todo)
+    _check_disk(out, remaining)
+    (out / PARTS).mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps(meta) + "\n")
     for side in ("train", "test"):
         for h in "0123456789abcdef":
             (out / side / h).mkdir(parents=True, exist_ok=True)
-    workers = workers or min(os.cpu_count() or 1, 8)
-    items = list(zip(range(len(plan)), plan.id, plan.side, plan.target))
-    chunk = 64
-    jobs = [(str(out), config.seed, config.snr_range, items[i:i + chunk]) for i in range(0, len(items), chunk)]
-    truths: list[dict] = []
-    bar = tqdm(total=len(items), desc="synthesizing cadences", unit="cadence", disable=not progress)
-    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers > 1 else None
+    workers = min(workers or os.cpu_count() or 1, 8, len(todo) or 1)
+    bar = tqdm(total=len(items), initial=len(items) - remaining,
+               desc="synthesizing cadences", unit="cadence", disable=not progress)
+    pool = get_context("spawn").Pool(workers, _worker_init, (os.getpid(),)) if workers > 1 else None
     try:
-        for part in (pool.map if pool else map)(_make_chunk, jobs):
-            truths.extend(part)
-            bar.update(len(part))
+        for count in (pool.imap_unordered if pool else map)(_make_chunk, todo):
+            bar.update(count)
+    except BaseException:  # Ctrl-C or a failure: stop every worker now; the finished chunks stay
+        if pool:
+            pool.terminate()
+        raise
     finally:
         bar.close()
         if pool:
-            pool.shutdown()
-    truth = pd.DataFrame(truths).reindex(columns=TRUTH_COLUMNS)
+            pool.close()
+            pool.join()
+    truth = pd.concat([pd.read_csv(p, dtype={"id": str, "on_frames": str, "backgrounds": str})
+                       for p in sorted((out / PARTS).glob("*.csv"))], ignore_index=True)
+    truth = truth.set_index("id").loc[plan.id].reset_index()  # the plan's order, whatever the workers did
     truth.to_csv(out / "truth.csv", index=False, float_format="%.6g")
     train = plan[plan.side == "train"]
     train[["id", "target"]].to_csv(out / "train_labels.csv", index=False)
     test = plan[plan.side == "test"]
     pd.DataFrame({"id": test.id, "target": 0.5}).to_csv(out / "sample_submission.csv", index=False)
-    meta = {"generator": "seti_nb.synth", "version": VERSION, "n": config.n, "seed": config.seed,
-            "positive_fraction": config.positive_fraction, "test_fraction": config.test_fraction,
-            "snr_range": list(config.snr_range)}
     (out / "synth.json").write_text(json.dumps(meta, indent=2) + "\n")
+    shutil.rmtree(out / PARTS)
+    marker.unlink()
     return out
-

@@ -45,6 +45,11 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self):
+        for name in ("epochs", "batch_size"):
+            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
+                raise ValueError(f"{name} must be a whole number of at least 1, got {getattr(self, name)!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
         for value, allowed in ((self.sampler, SAMPLERS), (self.loss, LOSSES), (self.scheduler, SCHEDULERS)):
             if value not in allowed:
                 raise ValueError(f"{value!r} is not one of {allowed}")
@@ -273,17 +278,24 @@ def fit(model: nn.Module, train_set, val_set, config: TrainConfig, out_dir: str 
     return TrainResult(history, run.lrs, best[0], best[1], out / "best.pt" if out is not None else None)
 
 
-def model_from_checkpoint(checkpoint: dict) -> nn.Module:
+CHECKPOINT_META = ("model", "layout", "preprocess", "in_channels")
+
+
+def model_from_checkpoint(checkpoint: dict, path: str | Path = "checkpoint") -> nn.Module:
     """Rebuild the model a checkpoint was trained as, with its weights."""
     from .models import build_model
 
     meta = checkpoint["meta"]
+    if not isinstance(meta, dict) or not set(CHECKPOINT_META) <= set(meta):
+        raise ValueError(f"{path}: written by an older seti-nb or another program (its meta lacks "
+                         f"{sorted(set(CHECKPOINT_META) - set(meta if isinstance(meta, dict) else {}))}); "
+                         "train it again with this version")
     model = build_model(meta["model"], in_channels=meta["in_channels"], pretrained=False)
     try:
         model.load_state_dict(checkpoint["model"])
-    except RuntimeError as e:
-        raise ValueError(f"the checkpoint's weights do not fit {meta['model']} with {meta['in_channels']} "
-                         "input channels") from e
+    except RuntimeError:
+        raise ValueError(f"{path}: its weights do not fit {meta['model']} with {meta['in_channels']} input "
+                         "channels (a damaged or edited checkpoint)") from None
     return model
 
 
@@ -363,6 +375,8 @@ def splits(labels: pd.DataFrame, seed: int = 0, test_size: float = 0.3, val_size
 
     train_items, test_items = split(labels, test_size, seed)
     fit_items, val_items = split(train_items, val_size, seed)
+    if limit < 0:
+        raise ValueError(f"limit must be 0 (all) or a number of training cadences, got {limit}")
     if limit and limit < len(fit_items):
         fit_items, _ = split(fit_items, 1 - limit / len(fit_items), seed)
     return fit_items, val_items, test_items
@@ -386,14 +400,19 @@ def train_and_evaluate(data_dir: str | Path, run: Run = Run(), out_dir: str | Pa
 
     Writes `best.pt`, `history.csv`, `metrics.json` and `test_scores.csv` into `out_dir` when given.
     """
-    from .data import read_labels, read_truth
+    from .data import check_files, layout_channels, read_labels, read_truth
     from .models import build_model
 
     start = time.perf_counter()
-    fit_items, val_items, test_items = splits(read_labels(data_dir), run.config.seed, limit=run.limit)
-    train_set, val_set, test_set = datasets(data_dir, run, fit_items, val_items, test_items, progress=progress)
+    pick_device(run.config.device)
     seed_everything(run.config.seed)
-    model = build_model(run.model, in_channels=train_set.channels, pretrained=run.pretrained)
+    model = build_model(run.model, in_channels=layout_channels(run.layout), pretrained=run.pretrained)
+    fit_items, val_items, test_items = splits(read_labels(data_dir), run.config.seed, limit=run.limit)
+    check_files(data_dir, pd.concat([fit_items, val_items, test_items]).id)
+    if val_items.target.nunique() < 2:
+        raise ValueError(f"{data_dir}: the validation split holds only one class: its AUC cannot choose an epoch; "
+                         "use a data set with more cadences or needles")
+    train_set, val_set, test_set = datasets(data_dir, run, fit_items, val_items, test_items, progress=progress)
     trained = fit(model, train_set, val_set, run.config, out_dir, run.meta(train_set.channels), progress)
     test = test_items.assign(score=predict(model, test_set, run.config.batch_size * 2, run.config.device))
     truth = read_truth(data_dir)

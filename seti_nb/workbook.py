@@ -14,7 +14,7 @@ import pandas as pd
 
 from .data import read_labels, read_truth
 from .runtime import new_folder, pick_device, project_dir, runs_dir, seed_everything
-from .synth import VERSION, SynthConfig, synthesize
+from .synth import VERSION, SynthConfig, synthesize, unfinished_synthesis
 
 DEFAULT_DATA = SynthConfig(n=8000, seed=0)  # the embedded default data set
 
@@ -46,9 +46,9 @@ def ensure_data(data_dir: str | os.PathLike = "", config: SynthConfig = DEFAULT_
         print(f"writing the default synthetic data set ({config.n} cadences, seed {config.seed}) to {path}")
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".partial")
-        if tmp.exists():
-            shutil.rmtree(tmp)  # left by an interrupted earlier synthesis: ours to remove
-        synthesize(tmp, config)
+        if tmp.exists() and not unfinished_synthesis(tmp):
+            shutil.rmtree(tmp)  # ours, but not resumable
+        synthesize(tmp, config)  # finishes an interrupted earlier synthesis
         if path.exists():
             path.rmdir()  # empty, as checked above
         tmp.rename(path)

@@ -145,7 +145,7 @@ def test_check_reports_every_bad_file(tmp_path, capsys):
 
 @pytest.mark.parametrize("text, phrase", [
     ("id,label\n000000000000001,0\n", "columns ['id', 'label'], expected ['id', 'target']"),
-    ("id,target\n000000000000001,2\n", "targets not 0 or 1, first: 2 on row 2"),
+    ("id,target\n000000000000001,2\n", "targets not 0 or 1, first: 2 for id '000000000000001' on row 2"),
     ("id,target\n000000000000001,0\n000000000000001,1\n", "1 duplicate ids, first: 000000000000001"),
     ("id,target\nnot-an-id,0\n", "malformed ids (expected 15 hex characters), first: 'not-an-id'"),
     ("id,target\n000000000000001,\n", "targets not 0 or 1"),

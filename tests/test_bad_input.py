@@ -1,0 +1,233 @@
+"""Bad input and interrupted work: every fault ends in one clear line and a non-zero exit, or works correctly,
+and leaves nothing half-written behind. The family of faults is one table: a new fault is one new row."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from seti_nb.cli import main
+from seti_nb.data import cadence_path
+from seti_nb.runtime import write_new_csv
+from seti_nb.synth import UNFINISHED, SynthConfig, synthesize
+from seti_nb.train import Run, save_checkpoint
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    """40 training + 2 test cadences (4 needles): the issue's own example, whose validation split has no needle."""
+    return synthesize(tmp_path_factory.mktemp("tiny") / "s40", SynthConfig(n=40, seed=3), progress=False)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    """A genuine (untrained) cadence-cnn checkpoint, as `fit` writes it."""
+    from seti_nb.models import build_model
+
+    path = tmp_path_factory.mktemp("ckpt") / "best.pt"
+    save_checkpoint(path, {"model": build_model("cadence-cnn", 6).state_dict(), "config": {},
+                           "meta": Run().meta(6), "epoch": 1, "val_auc": 0.5})
+    return path
+
+
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def _first(data: Path, side: str = "train") -> Path:
+    ids = pd.read_csv(data / ("train_labels.csv" if side == "train" else "sample_submission.csv"), dtype=str).id
+    return cadence_path(data, ids[0], side)
+
+
+def _replace(path: Path, make) -> None:
+    path.unlink()
+    make(path)
+
+
+def _edit_csv(path: Path, edit) -> None:
+    table = pd.read_csv(path, dtype={"id": str})
+    edit(table).to_csv(path, index=False)
+
+
+def _checkpoint_variant(checkpoint: Path, out: Path, change) -> Path:
+    payload = torch.load(checkpoint, weights_only=True)
+    change(payload)
+    torch.save(payload, out)
+    return out
+
+
+# Each row: name, how to spoil a copy of the tiny data set (or None), the command (with {data}, {ckpt}, {tmp}),
+# the exit code, and a phrase of the one-line message. Data faults go through `check` (exit 1), the rest through
+# the command that meets them (exit 2; argparse's own usage errors also exit 2).
+FAULTS = [
+    ("validation without a needle", None, "train --data {data} --epochs 1 --out {tmp}/runs", 2,
+     "validation split holds only one class"),
+    ("synthesis without a needle", None, "synth {tmp}/s10 --n 10 --positive-fraction 0.01", 2, "give 0 needles"),
+    ("synthesis too large for the disk", None, "synth {tmp}/huge --n 100000000", 2, "GB free"),
+    ("negative test fraction", None, "synth {tmp}/s --n 10 --test-fraction -0.5", 2, "must be between 0 and 1"),
+    ("zero epochs", None, "train --data {data} --epochs 0", 2, "--epochs: must be at least 1"),
+    ("zero batch size", None, "train --data {data} --batch-size 0", 2, "--batch-size: must be at least 1"),
+    ("zero averaging", None, "train --data {data} --time-average 0", 2, "--time-average: must be at least 1"),
+    ("unknown timm model", None, "train --data {data} --model timm:nope --out {tmp}/runs", 2,
+     "timm has no model 'nope'"),
+    ("broken link", lambda d: _replace(_first(d), lambda p: p.symlink_to("/nonexistent")), "check {data}", 1,
+     "broken link"),
+    ("a folder for a file", lambda d: _replace(_first(d), Path.mkdir), "check {data}", 1, "a folder, not a cadence"),
+    ("/dev/null for a file", lambda d: _replace(_first(d), lambda p: p.symlink_to("/dev/null")), "check {data}", 1,
+     "not a regular file"),
+    ("trailing bytes", lambda d: _first(d).open("ab").write(b"junk"), "check {data}", 1,
+     "4 unexpected bytes after the array"),
+    ("truncated file", lambda d: os.truncate(_first(d), 1000), "check {data}", 1, "truncated: 1000 bytes"),
+    ("NaN values", lambda d: np.save(_first(d), np.full((6, 273, 256), np.nan, np.float16)), "check {data}", 1,
+     "NaN/inf values"),
+    ("blank submission id", lambda d: _edit_csv(d / "sample_submission.csv", lambda t: t.assign(id=[""] * len(t))),
+     "check {data}", 1, "blank or malformed ids (expected 15 hex characters), first: blank on row 2"),
+    ("duplicate submission id", lambda d: _edit_csv(d / "sample_submission.csv", lambda t: t.assign(id=t.id[0])),
+     "check {data}", 1, "duplicate ids"),
+    ("path as a submission id", lambda d: _edit_csv(d / "sample_submission.csv",
+                                                     lambda t: t.assign(id=["/tmp/x/evil"] * len(t))),
+     "predict --checkpoint {ckpt} --data {data} --out {tmp}/p.csv", 2, "first: '/tmp/x/evil' on row 2"),
+    ("submission without an id column", lambda d: _edit_csv(d / "sample_submission.csv",
+                                                            lambda t: t.drop(columns="id")),
+     "predict --checkpoint {ckpt} --data {data} --out {tmp}/p.csv", 2, "sample_submission.csv: no 'id' column"),
+    ("truth that contradicts the labels", lambda d: _edit_csv(d / "truth.csv", lambda t: t.assign(target=1 - t.target)),
+     "check {data}", 1, "truth.csv: 40 targets differ from train_labels.csv"),
+    ("a label fault still checks the files",
+     lambda d: (_edit_csv(d / "train_labels.csv", lambda t: t.assign(target=7)), os.truncate(_first(d), 1000)),
+     "check {data}", 1, "truncated: 1000 bytes"),
+    ("a bad test file found before training", lambda d: os.truncate(_first(d), 10),
+     "train --data {data} --out {tmp}/runs", 2, "unusable cadence files"),
+    ("existing --out", lambda d: (d / "mine.csv").write_text("keep me"),
+     "predict --checkpoint {ckpt} --data {data} --out {data}/mine.csv", 2, "mine.csv: exists"),
+    ("--out in a missing folder", None, "predict --checkpoint {ckpt} --data {data} --out {tmp}/no/p.csv", 2,
+     "output folder not found"),
+    ("--out under a file", None, "dedoppler --data {data} --out {ckpt}/p.csv", 2, "output folder not found"),
+    ("foreign checkpoint", None, "predict --checkpoint {tmp}/foreign.pt --data {data} --out {tmp}/p.csv", 2,
+     "foreign.pt: not a seti-nb checkpoint"),
+    ("pickled code in a checkpoint", None, "predict --checkpoint {tmp}/evil.pt --data {data} --out {tmp}/p.csv", 2,
+     "evil.pt: not a seti-nb checkpoint"),
+    ("weights of another model", None,
+     "predict --checkpoint {tmp}/mismatch.pt --data {data} --out {tmp}/p.csv", 2, "weights do not fit cadence-cnn"),
+    ("checkpoint without our meta", None,
+     "predict --checkpoint {tmp}/nometa.pt --data {data} --out {tmp}/p.csv", 2, "its meta lacks"),
+]
+
+
+@pytest.mark.parametrize("name, spoil, command, code, phrase", FAULTS, ids=[f[0] for f in FAULTS])
+def test_fault_gives_one_clear_line(tiny, checkpoint, tmp_path, capsys, name, spoil, command, code, phrase):
+    data = tiny
+    if spoil is not None:
+        data = Path(shutil.copytree(tiny, tmp_path / "data", symlinks=True))
+        spoil(data)
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "foreign.pt")
+    torch.save({"model": {}, "meta": Evil()}, tmp_path / "evil.pt")
+    _checkpoint_variant(checkpoint, tmp_path / "mismatch.pt", lambda c: c["model"].popitem())
+    _checkpoint_variant(checkpoint, tmp_path / "nometa.pt", lambda c: c.update(meta={"model": "cadence-cnn"}))
+    before = {p: p.read_bytes() for p in [*tmp_path.rglob("*.csv"), *tmp_path.rglob("*.pt")] if p.is_file()}
+    argv = command.format(data=data, ckpt=checkpoint, tmp=tmp_path).split()
+    try:
+        result = main(argv)
+    except SystemExit as exit_:  # argparse
+        result = exit_.code
+    captured = capsys.readouterr()
+    message = captured.err + captured.out
+    assert result == code and phrase in message, message[-1500:]
+    assert "Traceback" not in message and "weights_only" not in message and "pwned" not in message
+    assert all(p.read_bytes() == b for p, b in before.items()), "a file that was there is unchanged"
+    runs = tmp_path / "runs"
+    assert not runs.exists() or not any(runs.rglob("*")), "a run that failed leaves no empty run folder"
+    assert not (tmp_path / "p.csv").exists() and not list(tmp_path.glob("s10")) + list(tmp_path.glob("huge"))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
+def test_cuda_without_a_gpu_is_named_first(tiny, capsys):
+    assert main(["train", "--data", str(tiny), "--device", "cuda"]) == 2
+    assert "torch sees no GPU" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_output_folder_is_found_before_scoring(tiny, checkpoint, tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    assert main(["predict", "--checkpoint", str(checkpoint), "--data", str(tiny), "--out", str(locked / "p.csv")]) == 2
+    assert "cannot write there" in capsys.readouterr().err
+
+
+def test_ctrl_c_is_one_line(monkeypatch, capsys):
+    import seti_nb.data
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(seti_nb.data, "check_dataset", interrupted)
+    assert main(["check", "anywhere"]) == 130
+    assert capsys.readouterr().err.strip() == "seti-nb check: interrupted"
+
+
+def test_an_output_that_appears_meanwhile_is_not_replaced(tmp_path):
+    target = tmp_path / "preds.csv"
+
+    class Racing(pd.DataFrame):  # another predict finishes while this one writes
+        def to_csv(self, *args, **kwargs):
+            target.write_text("the other run's file")
+            return super().to_csv(*args, **kwargs)
+
+    with pytest.raises(FileExistsError, match="created by someone else meanwhile"):
+        write_new_csv(Racing({"id": ["a"], "target": [0.5]}), target)
+    assert target.read_text() == "the other run's file" and [p.name for p in tmp_path.iterdir()] == ["preds.csv"]
+
+
+def test_a_notebook_named_twice_runs_once():
+    from seti_nb.runner import find_notebooks
+
+    assert [p.stem[:2] for p in find_notebooks(["01", "01", "02", "01"])] == ["01", "02"]
+
+
+def _synth_process(out: Path) -> subprocess.Popen:
+    """`seti-nb synth` of 300 cadences with two workers, once its first chunk is written."""
+    process = subprocess.Popen([sys.executable, "-m", "seti_nb.cli", "synth", str(out), "--n", "300", "--seed", "2",
+                                "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list((out / ".synth-parts").glob("*.csv")):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.1)
+    return process
+
+
+def test_interrupted_synthesis_says_so_and_the_same_command_finishes_it(tmp_path, capsys):
+    out = tmp_path / "s"
+    process = _synth_process(out)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == "seti-nb synth: interrupted; the same command finishes it"
+    assert main(["check", str(out)]) == 1
+    assert f"run `seti-nb synth {out} --n 300 --seed 2" in capsys.readouterr().out
+    assert main(["synth", str(out), "--n", "700", "--seed", "2"]) == 2
+    assert "started with other settings" in capsys.readouterr().err
+    assert main(["synth", str(out), "--n", "300", "--seed", "2", "--workers", "1"]) == 0
+    assert not (out / UNFINISHED).exists() and main(["check", str(out)]) == 0
+
+
+def test_killed_synthesis_leaves_no_worker_behind(tmp_path):
+    process = _synth_process(tmp_path / "s")
+    workers = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+    assert workers
+    process.kill()
+    process.communicate()
+    deadline = time.monotonic() + 10
+    alive = workers
+    while alive and time.monotonic() < deadline:
+        alive = [w for w in workers if Path(f"/proc/{w}").exists() and
+                 "zombie" not in Path(f"/proc/{w}/status").read_text()]
+        time.sleep(0.2)
+    assert not alive, "synthesis workers outlived a kill -9 of their parent"
