@@ -9,6 +9,7 @@ import time
 
 from seti_nb.synth import SynthConfig, synthesize
 
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=3000)

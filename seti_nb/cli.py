@@ -97,8 +97,8 @@ def _train(args) -> int:
 def _predict(args) -> int:
     import pandas as pd
 
-    from .data import CadenceDataset
     from .cache import side_ids
+    from .data import CadenceDataset
     from .preprocess import Preprocess
     from .runtime import check_new_file, pick_device, write_new_csv
     from .train import load_checkpoint, model_from_checkpoint, predict

@@ -10,12 +10,16 @@ instead of n^2; steeper drifts first shear the scan by whole channels per row.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import ndimage
 
 from .cadence import DF_HZ, DT_S, N_FRAMES, OFF_FRAMES, ON_FRAMES, ROWS, frame_start_s
 from .preprocess import Preprocess
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def power_of_two_rows(preprocess: Preprocess) -> int:
@@ -151,7 +155,7 @@ class Search:
             best = np.minimum(best, continued)
         return float(best.max())
 
-    def hits(self, scan_plane: np.ndarray, frame: int = 0) -> "pd.DataFrame":
+    def hits(self, scan_plane: np.ndarray, frame: int = 0) -> pd.DataFrame:
         """Local maxima of one scan's de-Doppler plane above the threshold: channel, drift (Hz/s), SNR."""
         import pandas as pd
 
@@ -163,7 +167,7 @@ class Search:
 
 
 def score_cadences(root, ids: list[str], side: str = "train", search: Search = Search(),
-                   progress: bool = True) -> "pd.DataFrame":
+                   progress: bool = True) -> pd.DataFrame:
     """The search's three level scores for cadences `ids` of `root`'s `side` (one row per id, in order)."""
     import pandas as pd
     from tqdm.auto import tqdm
@@ -191,9 +195,12 @@ def turboseti_scores(cadence: np.ndarray, work: str, max_drift_hz_s: float = 4.0
     import os
     import warnings
 
+    import matplotlib
+
     from .synth import import_setigen
 
-    sg = import_setigen()
+    backend = matplotlib.get_backend()  # turboSETI's modules switch matplotlib to Agg: every later figure of
+    sg = import_setigen()               # a notebook would then be lost; it is switched back below
     from turbo_seti.find_doppler.find_doppler import FindDoppler
     from turbo_seti.find_event.find_event_pipeline import find_event_pipeline
 
@@ -223,4 +230,6 @@ def turboseti_scores(cadence: np.ndarray, work: str, max_drift_hz_s: float = 4.0
                 scores[f"level{level}"] = 0.0 if events is None or not len(events) else float(events.SNR.max())
         finally:
             logging.disable(logging.NOTSET)
+            if matplotlib.get_backend() != backend:
+                matplotlib.use(backend)
     return scores

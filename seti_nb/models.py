@@ -4,11 +4,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from .cadence import OFF_FRAMES, ON_FRAMES
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 EFFICIENTNETS = tuple(f"efficientnet-b{i}" for i in range(8))
 LITE0_TIMM = "tf_efficientnet_lite0"
@@ -178,7 +182,7 @@ def build_model(name: str, in_channels: int = 1, pretrained: bool = False, weigh
                      "or 'timm:<name>'")
 
 
-def layer_summary(model: nn.Module, input_shape: tuple[int, ...]) -> "pd.DataFrame":
+def layer_summary(model: nn.Module, input_shape: tuple[int, ...]) -> pd.DataFrame:
     """Each leaf layer of `model` with its output shape and parameter count, for one input of `input_shape`
     (channels, height, width): the network a notebook's text describes."""
     import pandas as pd

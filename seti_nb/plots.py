@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
+from pathlib import Path
 
-from .cadence import CHANNELS, DT_S, N_FRAMES, ON_FRAMES, cadence_rows, frame_label
+import numpy as np
+import pandas as pd
+
+from .cadence import CHANNELS, DT_S, N_FRAMES, ON_FRAMES, ROWS, cadence_rows, frame_label, signal_channels
 
 ON_COLOUR, OFF_COLOUR = "tab:red", "tab:blue"
 
@@ -185,3 +188,51 @@ def plot_detection_efficiency(table, ax=None, title: str = ""):
     ax.set_title(title)
     ax.legend(fontsize=7)
     return ax.figure
+
+
+# ---- one cadence, from the truth table -----------------------------------------------------------------
+
+def describe(row: pd.Series) -> str:
+    """A one-line title for a cadence from its truth row."""
+    if row.get("target") == 1:
+        return (f"{row.id}: needle, {row.kind}, SNR {row.snr:.0f}, drift {row.drift_hz_s:+.2f} Hz/s,"
+                f" ON frames {','.join(row.on_frames)}")
+    return f"{row.id}: haystack" + (f" ({row.backgrounds})" if isinstance(row.get("backgrounds"), str) else "")
+
+
+def truth_path(row: pd.Series) -> list[np.ndarray] | None:
+    """The needle's centre channel per row in each of the six frames (NaN outside its frames)."""
+    if row.get("target") != 1 or not isinstance(row.get("on_frames"), str):
+        return None
+    path = []
+    for i in range(N_FRAMES):
+        channels = signal_channels(row, cadence_rows(i)) if str(i) in row.on_frames else np.full(ROWS, np.nan)
+        path.append(np.where((channels >= 0) & (channels < CHANNELS), channels, np.nan))
+    return path
+
+
+def show_cadence(root: str | Path, cadence_id: str, truth: pd.DataFrame | None = None, side: str = "train",
+                 show_path: bool = True, fig=None):
+    """Plot one cadence, titled (and its needle's path drawn) from the truth table when there is one."""
+    from .data import cadence_path, load_cadence
+
+    cadence = load_cadence(cadence_path(root, cadence_id, side))
+    row = None
+    if truth is not None and cadence_id in set(truth.id):
+        row = truth.set_index("id").loc[cadence_id].copy()
+        row["id"] = cadence_id
+    title = describe(row) if row is not None else cadence_id
+    path = truth_path(row) if (row is not None and show_path) else None
+    return plot_cadence(cadence, title=title, fig=fig, path=path)
+
+
+def filter_view(cadence: np.ndarray, derivative: str = "x", size: int = 3, sigma: float = 1.0,
+                merge_strength: float = 0.0, respaced: bool = False, fig=None):
+    """The cadence beside its filtered version: the pure function behind the filter sliders."""
+    from .filters import filter_cadence
+
+    settings = {"derivative": derivative, "size": size, "sigma": sigma, "merge_strength": merge_strength,
+                "respaced": respaced}
+    filtered = filter_cadence(cadence, **settings)
+    label = ", ".join(f"{k}={v}" for k, v in settings.items())
+    return compare_cadences({"original": cadence, label: filtered}, fig=fig)

@@ -29,6 +29,7 @@ def _register_headless_engine() -> None:
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             self.widget_registry = {}
+            self.kernel_manager_class = _ipc_kernel_manager()
 
     class Engine(engines.NBClientEngine):
         @classmethod
@@ -40,6 +41,37 @@ def _register_headless_engine() -> None:
                 engines.PapermillNotebookClient = original
 
     engines.papermill_engines.register(HEADLESS_ENGINE, Engine)
+
+
+def _ipc_kernel_manager():
+    """A kernel manager that talks to its kernel over local sockets (IPC), not TCP: nothing is exposed on a
+    port, and ipykernel stops warning of unencrypted TCP once per notebook."""
+    from uuid import uuid4
+
+    from jupyter_client import AsyncKernelManager
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            runtime = Path(jupyter_runtime_dir())
+            runtime.mkdir(parents=True, exist_ok=True)
+            super().__init__(transport="ipc", ip=str(runtime / f"seti-nb-{uuid4().hex[:12]}"), **kwargs)
+
+    return IPCKernelManager
+
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def static_outputs(nb):
+    """What a reader sees before running anything: figures and text. Live widgets (the browser, the sliders,
+    tqdm's bars) cannot be shown from a file: their outputs and the saved widget state are dropped, while
+    the figure a widget drew stays in the cell's outputs."""
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if WIDGET_VIEW not in o.get("data", {})]
+    return nb
 
 
 def notebooks_dir() -> Path:
@@ -87,6 +119,7 @@ def run_notebooks(notebooks: list[Path], profile: str = "quick", data: str | Non
     run folder (executed notebooks, each notebook's outputs, summary.json, summary.md) and whether every
     notebook succeeded.
     """
+    import nbformat
     import papermill as pm
     from tqdm.auto import tqdm
 
@@ -111,6 +144,8 @@ def run_notebooks(notebooks: list[Path], profile: str = "quick", data: str | Non
                                 kernel_name="python3", progress_bar=False, engine_name=HEADLESS_ENGINE)
         except pm.PapermillExecutionError as e:
             row.update(status="failed", error=f"cell {e.exec_count}: {e.ename}: {e.evalue}")
+        executed = run / nb.name
+        nbformat.write(static_outputs(nbformat.read(executed, as_version=4)), executed)
         row["seconds"] = round(time.perf_counter() - start, 1)
         headline = run / nb.stem / "headline.json"
         row["headline"] = json.loads(headline.read_text()) if headline.exists() else {}
@@ -144,8 +179,9 @@ def refresh_committed(notebook: Path) -> None:
     _register_headless_engine()
     nb = pm.execute_notebook(str(notebook), None, cwd=str(notebook.parent), kernel_name="python3",
                              progress_bar=False, engine_name=HEADLESS_ENGINE)
+    static_outputs(nb)
     nb.metadata.pop("papermill", None)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)

@@ -14,8 +14,17 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .cadence import (DF_HZ, DT_S, FRAME_SHAPE, N_FRAMES, OFF_FRAMES, ON_FRAMES, cadence_rows, frame_start_s,
-                      signal_channels)
+from .cadence import (
+    DF_HZ,
+    DT_S,
+    FRAME_SHAPE,
+    N_FRAMES,
+    OFF_FRAMES,
+    ON_FRAMES,
+    cadence_rows,
+    frame_start_s,
+    signal_channels,
+)
 
 NOISE_MEAN = 10.0
 VERSION = 2  # of the generator: bump it when a change alters the files a seed gives

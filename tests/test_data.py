@@ -5,8 +5,18 @@ import pandas as pd
 import pytest
 
 from seti_nb.cli import main
-from seti_nb.data import (CadenceDataset, DataError, assign_folds, cadence_path, check_dataset, folds_csv,
-                          load_cadence, read_labels, split, submission_ids)
+from seti_nb.data import (
+    CadenceDataset,
+    DataError,
+    assign_folds,
+    cadence_path,
+    check_dataset,
+    folds_csv,
+    load_cadence,
+    read_labels,
+    split,
+    submission_ids,
+)
 
 NEEDLES = {"0024012d1431fbc", "0028a35de92941d", "1004c26b9a3f877"}
 

@@ -86,3 +86,15 @@ def test_turboseti_runs_through_its_real_api_and_vetoes_interference(tmp_path):
     vetoed = turboseti_scores(interference, str(tmp_path / "interference"))
     assert found["level1"] > 10 and found["level3"] > 10, found
     assert vetoed["level1"] > 10 and vetoed["level2"] == vetoed["level3"] == 0, vetoed
+
+
+def test_turboseti_leaves_the_notebooks_figures_alone(tmp_path):
+    """turboSETI's modules switch matplotlib to Agg when imported: every later figure of a notebook was lost."""
+    import subprocess
+    import sys
+
+    code = ("import matplotlib, numpy as np; matplotlib.use('svg'); from seti_nb.dedoppler import turboseti_scores; "
+            f"turboseti_scores(np.random.default_rng(0).standard_normal((6, 273, 256)), {str(tmp_path)!r}); "
+            "print(matplotlib.get_backend())")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.stdout.strip().splitlines()[-1] == "svg", result.stdout[-500:] + result.stderr[-2000:]

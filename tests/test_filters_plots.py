@@ -3,12 +3,12 @@
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
 
-from seti_nb import filters, metrics, plots, widgets  # noqa: E402
+from seti_nb import filters, metrics, plots, widgets
 
 
 def test_derivative_x_finds_vertical_edges():
@@ -97,15 +97,15 @@ def test_widget_functions_without_widgets():
     row = pd.Series({"id": "abc", "target": 1, "kind": "line", "snr": 20.0, "drift_hz_s": 0.1, "on_frames": "02",
                      "channel_ref": 100.0, "row_ref": 10.0, "drift_px": 0.0, "curvature_px": 0.0,
                      "sine_amp_px": 0.0, "sine_period_rows": 1.0})
-    assert "needle, line, SNR 20" in widgets.describe(row)
-    path = widgets.truth_path(row)
+    assert "needle, line, SNR 20" in plots.describe(row)
+    path = plots.truth_path(row)
     assert np.allclose(path[0], 100) and np.allclose(path[2], 100) and np.isnan(path[4]).all()
-    fig = widgets.filter_view(np.random.default_rng(0).standard_normal((6, 273, 256)), sigma=0)
+    fig = plots.filter_view(np.random.default_rng(0).standard_normal((6, 273, 256)), sigma=0)
     assert len(fig.axes) == 12
     plt.close("all")
 
 
-def test_cadence_browser_controls_filter_the_ids(synth_data):
+def test_cadence_browser_controls_filter_the_ids(synth_data, capsys):
     """Drive the browser as a person would: choosing a class and a kind narrows the ids, an id redraws."""
     from seti_nb.data import read_labels, read_truth
 
@@ -121,11 +121,16 @@ def test_cadence_browser_controls_filter_the_ids(synth_data):
     assert set(ids.options) == set(truth.id[truth.kind == "sine"]) and ids.value in ids.options
     ids.value = ids.options[-1]  # redraws without error
     path.value = False
+    cls.value = "haystack"  # no haystack has a kind: the browser says so instead of keeping the last figure
+    assert ids.options == () and ids.value is None
+    assert "no cadence matches class 'haystack' and kind 'sine'" in capsys.readouterr().out  # outside a kernel
     plt.close("all")
 
 
 def test_filter_playground_builds_sliders_for_every_parameter():
     view = widgets.filter_playground(np.zeros((6, 273, 256), np.float32))
-    names = {c.description for c in view.widget.children if hasattr(c, "description")}
-    assert set(widgets.FILTER_SLIDERS) <= names
+    controls = {c.description: c for c in view.children if hasattr(c, "description")}
+    assert set(widgets.FILTER_SLIDERS) <= set(controls)
+    assert controls["merge_strength"].style.description_width == "initial", "the label is never cut"
+    assert (controls["size"].value, controls["sigma"].value) == (3, 1.0), "starts at filter_view's defaults"
     plt.close("all")

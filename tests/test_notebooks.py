@@ -50,6 +50,23 @@ def test_notebook_hygiene(path):
     assert "What we learned" in nb.cells[-2].source
 
 
+LOCAL_PATH = re.compile(r"/(root|home|Users|tmp|work)/|site-packages|\.venv")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_stored_outputs_are_what_a_reader_should_see(path):
+    """Static figures and text only: no saved widget state, no widget or progress-bar outputs (shown as
+    `VBox(children=...` or `0%| 0/600` before running), no warnings, no paths of the machine that ran it."""
+    nb = nbformat.read(path, as_version=4)
+    assert "widgets" not in nb.metadata, "saved widget state (JupyterLab does not use it)"
+    for cell in (c for c in nb.cells if c.cell_type == "code"):
+        for output in cell.outputs:
+            assert "application/vnd.jupyter.widget-view+json" not in output.get("data", {}), cell.source[:80]
+            text = output.get("text", "") + str(output.get("data", {}).get("text/plain", ""))
+            assert output.get("name") != "stderr" and "Warning" not in text, (cell.source[:80], text[:300])
+            assert not LOCAL_PATH.search(text), (cell.source[:80], text[:300])
+
+
 def test_full_profile_only_sets_declared_parameters():
     import papermill as pm
 
@@ -79,7 +96,7 @@ def test_nbval_fails_when_a_checked_output_changes(tmp_path, stored, passes):
     assert (result.returncode == 0) == passes, result.stdout[-2000:]
 
 
-def test_run_writes_a_new_folder_and_a_summary(tmp_path):
+def test_run_writes_a_new_folder_and_a_summary(tmp_path, capfd):
     ok = _tiny_notebook(tmp_path / "01_ok.ipynb",
                         "from pathlib import Path\nimport json\nPath(out_dir).mkdir(parents=True, exist_ok=True)\n"
                         "(Path(out_dir) / 'headline.json').write_text(json.dumps({'answer': 42}))")
@@ -95,6 +112,7 @@ def test_run_writes_a_new_folder_and_a_summary(tmp_path):
     assert (run / "01_ok.ipynb").exists() and (run / "summary.md").exists()
     again, success = run_notebooks([ok], out=str(tmp_path / "runs"))
     assert success and again != run and (run / "summary.json").exists(), "a new folder, the old one kept"
+    assert "without encryption" not in capfd.readouterr().err, "kernels talk over IPC, not TCP"
 
 
 def test_full_profile_smoke_run(tmp_path):

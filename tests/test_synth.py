@@ -6,9 +6,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seti_nb.data import (ID_PATTERN, OFF_FRAMES, cadence_path, check_dataset, file_statistics, load_cadence,
-                          read_labels, read_truth)
 from seti_nb.cadence import cadence_rows, signal_channels
+from seti_nb.data import (
+    ID_PATTERN,
+    OFF_FRAMES,
+    cadence_path,
+    check_dataset,
+    file_statistics,
+    load_cadence,
+    read_labels,
+    read_truth,
+)
 from seti_nb.synth import SynthConfig, synthesize
 
 

@@ -11,8 +11,17 @@ from seti_nb.cli import main
 from seti_nb.data import CadenceDataset, read_labels, split
 from seti_nb.models import LITE0_TIMM, build_model, lite0_imagenet_state_dict
 from seti_nb.preprocess import Preprocess
-from seti_nb.train import (FrequencyAugment, Run, TrainConfig, _loader, fit, load_checkpoint, mixup_or,
-                           model_from_checkpoint, predict)
+from seti_nb.train import (
+    FrequencyAugment,
+    Run,
+    TrainConfig,
+    _loader,
+    fit,
+    load_checkpoint,
+    mixup_or,
+    model_from_checkpoint,
+    predict,
+)
 
 COARSE = Preprocess("scan", time_average=16, channel_average=8, clip=20)  # 17 x 32 per scan: fast tests
 
