@@ -48,6 +48,8 @@ def test_notebook_hygiene(path):
     assert checked and all(c.outputs for c in checked), "checked cells carry their stored outputs"
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
     assert "What we learned" in nb.cells[-2].source
+    longest = max(code, key=lambda c: len([line for line in c.source.splitlines() if line.strip()]))
+    assert len([line for line in longest.source.splitlines() if line.strip()]) <= 15, longest.source[:200]
 
 
 LOCAL_PATH = re.compile(r"/(root|home|Users|tmp|work)/|site-packages|\.venv")
