@@ -166,17 +166,63 @@ class Search:
             "snr", ascending=False, ignore_index=True)
 
 
-def score_cadences(root, ids: list[str], side: str = "train", search: Search = Search(),
-                   progress: bool = True) -> pd.DataFrame:
-    """The search's three level scores for cadences `ids` of `root`'s `side` (one row per id, in order)."""
+def score_cadences(root, ids: list[str], side: str = "train", search: Search = Search(), progress: bool = True,
+                   cache: bool = True) -> pd.DataFrame:
+    """The search's three level scores for cadences `ids` of `root`'s `side` (one row per id, in order).
+
+    With `cache`, scores are kept beside the training cache (keyed by the source's fingerprint and the search's
+    settings): a notebook that scores cadences another one already scored reads them back."""
+    import os
+
     import pandas as pd
     from tqdm.auto import tqdm
 
     from .data import cadence_path, load_cadence
 
+    path = _scores_file(root, side, search) if cache else None
+    known = (pd.read_csv(path, dtype={"id": str}, index_col="id") if path is not None and path.is_file()
+             else pd.DataFrame(columns=["level1", "level2", "level3"], index=pd.Index([], name="id", dtype=str)))
+    todo = [i for i in dict.fromkeys(ids) if i not in known.index]
     rows = [search.score(load_cadence(cadence_path(root, i, side)))
-            for i in tqdm(ids, desc="de-Doppler search", unit="cadence", disable=not progress)]
-    return pd.DataFrame(rows, index=pd.Index(ids, name="id"))
+            for i in tqdm(todo, desc="de-Doppler search", unit="cadence", disable=not progress)]
+    if rows:
+        known = pd.concat([known.astype(float), pd.DataFrame(rows, index=pd.Index(todo, name="id"))])
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f"{path.name}.partial-{os.getpid()}")
+            known.to_csv(tmp)
+            os.replace(tmp, path)
+    return known.loc[list(ids)].astype(float)
+
+
+def _scores_file(root, side: str, search: Search):
+    from pathlib import Path
+
+    from .cache import cache_root, fingerprint, side_ids
+
+    settings = f"d{search.max_drift_hz_s:g}_t{search.threshold:g}_v{search.veto_channels}"
+    key = fingerprint(root, side, side_ids(root, side), search.preprocess)
+    return cache_root() / f"{Path(root).resolve().name}-{side}-dedoppler-{search.preprocess.key()}-{settings}-{key}.csv"
+
+
+def versus_search(data_dir, labels: pd.DataFrame, models: dict, seed: int = 0, n: int = 600,
+                  test_size: float = 0.3, levels=(2, 3)):
+    """Deep models against the classical search on the same test cadences: 02's stratified sample of `n` from
+    the 70/30 test split (de-Doppler scores cached by 02, computed here when absent). `models` maps a name to a
+    table with `id` and `score` over the test split. Returns the sample (with the truth columns where the data
+    set has them) and {detector: scores aligned with it}."""
+    from .data import read_truth, split
+
+    _, test = split(labels, test_size, seed)
+    if n:
+        test = test.groupby("target").sample(frac=min(1.0, n / len(test)), random_state=seed)
+    classical = score_cadences(data_dir, test.id.tolist())
+    scores = {name: table.set_index("id").score.loc[test.id].to_numpy() for name, table in models.items()}
+    scores.update({f"de-Doppler, level {level}": classical[f"level{level}"].to_numpy() for level in levels})
+    truth = read_truth(data_dir)
+    if truth is not None:
+        test = test.merge(truth.drop(columns=["target", "side"]), on="id", how="left")
+    return test.reset_index(drop=True), scores
 
 
 # The preprocessing turboSETI 2.3.2 needs here: it pads a scan's rows to a power of two and fails when that

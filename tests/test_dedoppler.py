@@ -98,3 +98,16 @@ def test_turboseti_leaves_the_notebooks_figures_alone(tmp_path):
             "print(matplotlib.get_backend())")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.stdout.strip().splitlines()[-1] == "svg", result.stdout[-500:] + result.stderr[-2000:]
+
+
+def test_search_scores_are_cached_and_read_back(synth_data, monkeypatch):
+    import pandas as pd
+
+    from seti_nb.data import read_labels
+    from seti_nb.dedoppler import Search, score_cadences
+
+    ids = read_labels(synth_data).id[:4].tolist()
+    first = score_cadences(synth_data, ids, progress=False)
+    monkeypatch.setattr(Search, "score", lambda self, cadence: pytest.fail("a cached cadence was searched again"))
+    again = score_cadences(synth_data, ids[::-1], progress=False)
+    pd.testing.assert_frame_equal(again, first.loc[ids[::-1]])
