@@ -46,6 +46,7 @@ def _register_headless_engine() -> None:
 def _ipc_kernel_manager():
     """A kernel manager that talks to its kernel over local sockets (IPC), not TCP: nothing is exposed on a
     port, and ipykernel stops warning of unencrypted TCP once per notebook."""
+    import tempfile
     from uuid import uuid4
 
     from jupyter_client import AsyncKernelManager
@@ -54,6 +55,8 @@ def _ipc_kernel_manager():
     class IPCKernelManager(AsyncKernelManager):
         def __init__(self, **kwargs):
             runtime = Path(jupyter_runtime_dir())
+            if len(str(runtime)) > 60:  # a socket path has at most 107 characters
+                runtime = Path(tempfile.gettempdir())
             runtime.mkdir(parents=True, exist_ok=True)
             super().__init__(transport="ipc", ip=str(runtime / f"seti-nb-{uuid4().hex[:12]}"), **kwargs)
 

@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -76,7 +77,9 @@ class Lab:
             (folder / "settings" / name).parent.mkdir(parents=True, exist_ok=True)
             (folder / "settings" / name).write_text(json.dumps(value))
         env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}  # Agg would draw no figures
-        env.update(JUPYTERLAB_SETTINGS_DIR=str(folder / "settings"), JUPYTER_RUNTIME_DIR=str(folder / "runtime"),
+        # kernel sockets live in the runtime folder: a short one, since a socket path has at most 107 characters
+        self.runtime = Path(tempfile.mkdtemp(prefix="snb-lab-"))
+        env.update(JUPYTERLAB_SETTINGS_DIR=str(folder / "settings"), JUPYTER_RUNTIME_DIR=str(self.runtime),
                    SETI_NB_CACHE=str(folder / "cache"))
         self.log = open(folder / "server.log", "w")  # noqa: SIM115 - open for the server's lifetime
         self.server = subprocess.Popen(
@@ -104,7 +107,9 @@ class Lab:
         finally:
             with contextlib.suppress(OSError):
                 os.killpg(self.server.pid, signal.SIGKILL)
-            _kill_everything_of(str(self.folder))
+            for marker in (self.folder, self.runtime):
+                _kill_everything_of(str(marker))
+            shutil.rmtree(self.runtime, ignore_errors=True)
             self.log.close()
 
 
