@@ -373,8 +373,9 @@ def check_dataset(root: str | Path, progress: bool = True) -> CheckReport:
         return report
     from .synth import unfinished_synthesis
 
-    if unfinished_synthesis(root):  # its files are incomplete by definition
-        report.problems.append((str(root), unfinished_synthesis(root)))
+    unfinished = unfinished_synthesis(root)
+    if unfinished:  # its files are incomplete by definition
+        report.problems.append((str(root), unfinished))
         return report
     train_files = {p.stem: p for p in (root / "train").glob("*/*.npy")}
     files = sorted(train_files.values())
