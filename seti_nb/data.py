@@ -211,6 +211,13 @@ def split(labels: pd.DataFrame, test_size: float = 0.3, seed: int = 0) -> tuple[
     return a.reset_index(drop=True), b.reset_index(drop=True)
 
 
+def stratified_sample(items: pd.DataFrame, n: int, seed: int = 0) -> pd.DataFrame:
+    """About `n` rows of `items` with its share of each class (all of them when `n` is 0 or larger)."""
+    if not n:
+        return items
+    return items.groupby("target").sample(frac=min(1.0, n / len(items)), random_state=seed)
+
+
 def assign_folds(labels: pd.DataFrame, k: int = 5, seed: int = 0) -> pd.DataFrame:
     """`labels` with a `fold` column (0..k-1) from a stratified K-fold."""
     from sklearn.model_selection import StratifiedKFold

@@ -211,11 +211,9 @@ def versus_search(data_dir, labels: pd.DataFrame, models: dict, seed: int = 0, n
     the 70/30 test split (de-Doppler scores cached by 02, computed here when absent). `models` maps a name to a
     table with `id` and `score` over the test split. Returns the sample (with the truth columns where the data
     set has them) and {detector: scores aligned with it}."""
-    from .data import read_truth, split
+    from .data import read_truth, split, stratified_sample
 
-    _, test = split(labels, test_size, seed)
-    if n:
-        test = test.groupby("target").sample(frac=min(1.0, n / len(test)), random_state=seed)
+    test = stratified_sample(split(labels, test_size, seed)[1], n, seed)
     classical = score_cadences(data_dir, test.id.tolist())
     scores = {name: table.set_index("id").score.loc[test.id].to_numpy() for name, table in models.items()}
     scores.update({f"de-Doppler, level {level}": classical[f"level{level}"].to_numpy() for level in levels})
