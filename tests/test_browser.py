@@ -156,9 +156,15 @@ def session(tmp_path, synth_data):
 # ---- driving JupyterLab -------------------------------------------------------------------------------
 
 def _wait(what, timeout: float, message: str):
+    """Poll `what` until it is true. An element re-rendered while it was read counts as "not yet"."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        value = what()
+        try:
+            value = what()
+        except StaleElementReferenceException:
+            value = None
         if value:
             return value
         time.sleep(0.25)
@@ -214,10 +220,10 @@ def _widget_cell(driver, source_phrase: str):
 
 
 def _image(cell) -> str | None:
-    from selenium.webdriver.common.by import By
-
-    images = cell.find_elements(By.CSS_SELECTOR, ".jp-OutputArea img")
-    return images[-1].get_attribute("src") if images else None
+    """The last figure's bytes, read in one script: an <img> found first and read later can be gone by then."""
+    return cell.parent.execute_script(
+        "const found = arguments[0].querySelectorAll('.jp-OutputArea img');"
+        "return found.length ? found[found.length - 1].getAttribute('src') : null", cell)
 
 
 def _redraws(driver, cell, change, what: str, shots: Path) -> None:
@@ -233,7 +239,11 @@ def _select(cell, index: int, option: str) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
-    Select(cell.find_elements(By.CSS_SELECTOR, ".widget-dropdown select")[index]).select_by_visible_text(option)
+    def chosen():  # the options of a dropdown are re-rendered when its choices change: then choose again
+        Select(cell.find_elements(By.CSS_SELECTOR, ".widget-dropdown select")[index]).select_by_visible_text(option)
+        return True
+
+    _wait(chosen, 30, f"could not choose {option!r} in dropdown {index}")
 
 
 def _console_errors(driver) -> list[str]:
