@@ -4,18 +4,19 @@
 
 Prints cadences/s of `Search.score` (preprocessing, Taylor-tree de-Doppler of the six scans for drifts up to
 +-4 Hz/s, veto, the three level scores), of the same transform done by brute-force path sums, and of turboSETI
-itself (HDF5 files, FindDoppler, find_event_pipeline at three levels).
+itself (HDF5 files, FindDoppler, find_event_pipeline at three levels), each on one core; then the search as the
+notebooks run it (`dedoppler.score_cadences`, files read, one worker process per core).
 """
 
 import argparse
-import tempfile
 import time
 
 import numpy as np
 import torch
 
 from seti_nb.data import cadence_path, load_cadence, read_labels
-from seti_nb.dedoppler import Search, brute_force, turboseti_scores
+from seti_nb.dedoppler import Search, brute_force, score_cadences, turboseti_scores
+from seti_nb.runtime import workers
 from seti_nb.workbook import ensure_data
 
 
@@ -45,11 +46,15 @@ def main():
     brute_rate = len(few) / (time.perf_counter() - start) / 2  # both drift signs
     start = time.perf_counter()
     for cadence in cadences[:10]:
-        with tempfile.TemporaryDirectory() as work:
-            turboseti_scores(cadence, work)
+        turboseti_scores(cadence)
     turbo_rate = len(cadences[:10]) / (time.perf_counter() - start)
-    print(f"de-Doppler score: {tree_rate:.1f} cadences/s | brute-force transform alone: {brute_rate:.2f} cadences/s"
-          f" | turboSETI: {turbo_rate:.1f} cadences/s")
+    print(f"one core: de-Doppler score {tree_rate:.1f} cadences/s | brute-force transform alone {brute_rate:.2f}"
+          f" cadences/s | turboSETI {turbo_rate:.1f} cadences/s")
+    ids = read_labels(root).id[: args.n * 4].tolist()
+    start = time.perf_counter()
+    score_cadences(root, ids, search=search, cache=False, progress=False)
+    print(f"score_cadences, {workers()} processes, files read: {len(ids) / (time.perf_counter() - start):.1f} "
+          "cadences/s")
 
 
 if __name__ == "__main__":

@@ -95,28 +95,15 @@ def _train(args) -> int:
 
 
 def _predict(args) -> int:
-    import pandas as pd
-
-    from .cache import side_ids
-    from .data import CadenceDataset
-    from .preprocess import Preprocess
     from .runtime import check_new_file, pick_device, write_new_csv
-    from .train import load_checkpoint, model_from_checkpoint, predict
+    from .train import score_folder
 
     check_new_file(args.out)
     pick_device(args.device)
-    checkpoint = load_checkpoint(args.checkpoint)
     side = args.split or ("test" if (args.data / "test").is_dir() else "train")
-    ids = side_ids(args.data, side)  # the test files present: a partial download scores what it has
-    if not ids:
-        raise FileNotFoundError(f"{args.data}: no {side} cadences to score")
-    meta = checkpoint["meta"]
-    model = model_from_checkpoint(checkpoint, args.checkpoint)
-    dataset = CadenceDataset(args.data, pd.DataFrame({"id": ids}), meta["layout"], Preprocess(**meta["preprocess"]),
-                             side=side)
-    scores = predict(model, dataset, device=args.device, progress=True)
-    write_new_csv(pd.DataFrame({"id": ids, "target": scores}), args.out)
-    print(f"scored {len(ids)} {side} cadences with {meta['model']} -> {args.out}")
+    scores = score_folder(args.checkpoint, args.data, side, args.device)
+    write_new_csv(scores.rename(columns={"score": "target"}), args.out)
+    print(f"scored {len(scores)} {side} cadences with {args.checkpoint} -> {args.out}")
     return 0
 
 
@@ -133,7 +120,7 @@ def _dedoppler(args) -> int:
     if not ids:
         raise FileNotFoundError(f"{args.data}: no {side} cadences to score")
     search = Search(max_drift_hz_s=args.max_drift, threshold=args.threshold)
-    scores = score_cadences(args.data, ids, side, search)
+    scores = score_cadences(args.data, ids, side, search, processes=args.workers)
     write_new_csv(pd.DataFrame({"id": ids, "target": scores[f"level{args.level}"]}), args.out)
     print(f"scored {len(ids)} {side} cadences with the de-Doppler search (level {args.level}) -> {args.out}")
     return 0
@@ -212,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "continuous in time, not in the OFF scans (default)")
     p.add_argument("--max-drift", type=float, default=4.0, help="largest drift rate searched, Hz/s (default 4)")
     p.add_argument("--threshold", type=float, default=10.0, help="hit SNR; OFF signals above it veto (default 10)")
+    p.add_argument("--workers", type=_count, default=None, help="processes (default: one per core)")
     p.set_defaults(func=_dedoppler)
 
     p = sub.add_parser("predict", help="score a Kaggle-layout folder; writes id,target like a submission")

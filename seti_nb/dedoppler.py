@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import ndimage
 
 from .cadence import DF_HZ, DT_S, N_FRAMES, OFF_FRAMES, ON_FRAMES, ROWS, frame_start_s
 from .preprocess import Preprocess
@@ -43,17 +42,38 @@ def _tree(x: np.ndarray) -> np.ndarray:
     path that starts at channel c and drifts d channels over the n rows (zero beyond the last channel).
 
     Bottom-up: blocks of 1 row, then 2, 4... Two neighbouring blocks of m rows merge into one of 2m: drift 2k
-    and 2k + 1 both follow drift k in each half, the second half starting k or k + 1 channels on.
+    and 2k + 1 both follow drift k in each half, the second half starting k or k + 1 channels on (one padded copy
+    of the second halves, read through two skewed views, added straight into place).
     """
     n, c = x.shape[-2:]
     state = x.reshape(x.shape[:-2] + (n, 1, c))  # (..., blocks, drifts within a block, channels)
     while state.shape[-3] > 1:
         top, bottom = state[..., 0::2, :, :], state[..., 1::2, :, :]
+        padded = np.zeros(bottom.shape[:-1] + (c + bottom.shape[-2] + 1,), dtype=x.dtype)
+        padded[..., :c] = bottom
+        s = padded.strides
+        skewed = s[:-2] + (s[-2] + s[-1], s[-1])
         merged = np.empty(top.shape[:-2] + (2 * top.shape[-2], c), dtype=x.dtype)
-        merged[..., 0::2, :] = top + _skew(bottom, 0)
-        merged[..., 1::2, :] = top + _skew(bottom, 1)
+        for extra in (0, 1):
+            view = np.lib.stride_tricks.as_strided(padded[..., extra:], bottom.shape, skewed, writeable=False)
+            np.add(top, view, out=merged[..., extra::2, :])
         state = merged
     return state[..., 0, :, :]
+
+
+def _max_near(x: np.ndarray, rows: int, channels: int) -> np.ndarray:
+    """The maximum over a window of +-`rows` x +-`channels` around every pixel of a 2-d array, cut at the edges
+    (scipy's `maximum_filter`, in a few whole-array steps)."""
+    out = x.copy()
+    for axis, reach in ((0, rows), (1, channels)):
+        source = out.copy()
+        for k in range(1, reach + 1):
+            ahead = [slice(None)] * 2
+            behind = [slice(None)] * 2
+            ahead[axis], behind[axis] = slice(k, None), slice(None, -k)
+            np.maximum(out[tuple(ahead)], source[tuple(behind)], out=out[tuple(ahead)])
+            np.maximum(out[tuple(behind)], source[tuple(ahead)], out=out[tuple(behind)])
+    return out
 
 
 def tree_path(d: int, n: int) -> np.ndarray:
@@ -116,14 +136,15 @@ class Search:
         SNR units: each bin is the path's sum divided by the noise of a sum of `rows` unit-noise pixels."""
         n, segments = self.rows, self.segments
         x = np.asarray(scans, dtype=np.float32)[:, :n]
-        planes = []
-        for y in (x, x[..., ::-1]):  # positive drifts, then negative ones on the mirrored band
-            # steep drifts: shift row r by s * r channels (a skewed view), the tree does the remaining 0..1 per row
-            sheared = np.stack([_skew(y, 0, per_row=s) for s in range(segments)])
-            tree = _tree(sheared).transpose(1, 0, 2, 3).reshape(len(x), segments * n, y.shape[-1])
-            planes.append(tree if not planes else tree[:, ::-1, ::-1])
-        negative, positive = planes[1][:, :-1], planes[0]  # the zero drift once
-        return np.concatenate([negative, positive], axis=1) / np.sqrt(n)
+        mirrored = np.stack([x, x[..., ::-1]])  # positive drifts, and negative ones as positive on the mirrored band
+        # steep drifts: shift row r by s * r channels (a skewed view), the tree does the remaining 0..1 per row
+        sheared = np.stack([_skew(mirrored, 0, per_row=s) for s in range(segments)], axis=2)
+        tree = _tree(sheared).reshape(2, len(x), segments * n, x.shape[-1])
+        planes = np.empty((len(x), 2 * segments * n - 1, x.shape[-1]), dtype=np.float32)
+        planes[:, : segments * n - 1] = tree[1, :, :0:-1, ::-1]  # steepest negative first; the zero drift once
+        planes[:, segments * n - 1 :] = tree[0]
+        planes *= 1 / np.sqrt(n)
+        return planes
 
     def score(self, cadence: np.ndarray) -> dict[str, float]:
         """Continuous cadence scores at turboSETI's three filter levels, from the raw cadence `(6, 273, 256)`.
@@ -137,7 +158,7 @@ class Search:
         """
         planes = self.transform(self.preprocess(cadence))
         on, off = planes[list(ON_FRAMES)], planes[list(OFF_FRAMES)]
-        near = ndimage.maximum_filter(off.max(axis=0), size=(3, 2 * self.veto_channels + 1))
+        near = _max_near(off.max(axis=0), 1, self.veto_channels)
         vetoed = on / np.maximum(1.0, near / self.threshold)[None]
         level3 = self._continuous(vetoed)
         return {"level1": float(on.max()), "level2": float(vetoed.max()), "level3": float(level3)}
@@ -159,7 +180,7 @@ class Search:
         """Local maxima of one scan's de-Doppler plane above the threshold: channel, drift (Hz/s), SNR."""
         import pandas as pd
 
-        peaks = (scan_plane == ndimage.maximum_filter(scan_plane, size=(3, 2 * self.veto_channels + 1)))
+        peaks = scan_plane == _max_near(scan_plane, 1, self.veto_channels)
         d, c = np.nonzero(peaks & (scan_plane > self.threshold))
         return pd.DataFrame({"frame": frame, "channel": c * self.preprocess.channel_average,
                              "drift_hz_s": self.drift_rates()[d], "snr": scan_plane[d, c]}).sort_values(
@@ -167,24 +188,23 @@ class Search:
 
 
 def score_cadences(root, ids: list[str], side: str = "train", search: Search = Search(), progress: bool = True,
-                   cache: bool = True) -> pd.DataFrame:
-    """The search's three level scores for cadences `ids` of `root`'s `side` (one row per id, in order).
+                   cache: bool = True, processes: int | None = None) -> pd.DataFrame:
+    """The search's three level scores for cadences `ids` of `root`'s `side` (one row per id, in order), spread
+    over `processes` worker processes (one per core by default).
 
     With `cache`, scores are kept beside the training cache (keyed by the source's fingerprint and the search's
     settings): a notebook that scores cadences another one already scored reads them back."""
     import os
 
     import pandas as pd
-    from tqdm.auto import tqdm
 
-    from .data import cadence_path, load_cadence
+    from .data import map_cadences
 
     path = _scores_file(root, side, search) if cache else None
     known = (pd.read_csv(path, dtype={"id": str}, index_col="id") if path is not None and path.is_file()
              else pd.DataFrame(columns=["level1", "level2", "level3"], index=pd.Index([], name="id", dtype=str)))
     todo = [i for i in dict.fromkeys(ids) if i not in known.index]
-    rows = [search.score(load_cadence(cadence_path(root, i, side)))
-            for i in tqdm(todo, desc="de-Doppler search", unit="cadence", disable=not progress)]
+    rows = map_cadences(search.score, root, todo, side, processes, "de-Doppler search", progress) if todo else []
     if rows:
         known = pd.concat([known.astype(float), pd.DataFrame(rows, index=pd.Index(todo, name="id"))])
         if path is not None:
@@ -229,10 +249,17 @@ def versus_search(data_dir, labels: pd.DataFrame, models: dict, seed: int = 0, n
 TURBOSETI_PREPROCESS = Preprocess("scan", time_average=17, gain=False)
 
 
-def turboseti_scores(cadence: np.ndarray, work: str, max_drift_hz_s: float = 4.0, snr: float = 10.0) -> dict:
+def turboseti_scores(cadence: np.ndarray, work: str | None = None, max_drift_hz_s: float = 4.0,
+                     snr: float = 10.0) -> dict:
     """turboSETI itself on one cadence, through its real API: the six scans written as HDF5 files with setigen,
     `FindDoppler(...).search()` on each, then `find_event_pipeline` at filter levels 1-3. A level's score is the
-    highest SNR among the events it keeps (0 when it keeps none). `work` is an empty folder for the files."""
+    highest SNR among the events it keeps (0 when it keeps none). `work` is an empty folder for the files (a
+    temporary one, removed after, by default)."""
+    if work is None:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="turboseti-") as work:
+            return turboseti_scores(cadence, work, max_drift_hz_s, snr)
     import contextlib
     import io
     import logging

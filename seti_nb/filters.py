@@ -102,3 +102,8 @@ def on_off_score(cadence: np.ndarray, veto_channels: int = 4, **settings) -> flo
     on = energy[list(ON_FRAMES)].max(axis=0)
     off = ndimage.maximum_filter1d(energy[list(OFF_FRAMES)].max(axis=0), 2 * veto_channels + 1)
     return float((on - off).max())
+
+
+def on_off_scores(cadence: np.ndarray, settings: dict[str, dict]) -> dict[str, float]:
+    """`on_off_score` of one cadence for each named filter setting."""
+    return {name: on_off_score(cadence, **setting) for name, setting in settings.items()}

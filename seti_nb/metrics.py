@@ -35,15 +35,30 @@ def threshold_metrics(target, score, threshold: float = 0.5) -> dict[str, float]
 
 
 def _bootstrap_aucs(target, scores: list, n: int, seed: int) -> np.ndarray:
-    """AUCs of each score array on the same `n` resamples of the cadences (stratified: classes keep their size)."""
+    """AUCs of each score array on the same `n` resamples of the cadences (stratified: classes keep their size).
+
+    A resample is held as how often it draws each cadence; its AUC, the share of (needle, haystack) pairs ranked
+    right (ties count half), is counted over the distinct score values at once for all resamples: the numbers of
+    `roc_auc_score` on each resample, a hundred times faster."""
     target = np.asarray(target).astype(int)
     rng = np.random.default_rng(seed)
     pos, neg = np.flatnonzero(target == 1), np.flatnonzero(target == 0)
-    out = np.empty((n, len(scores)))
+    draws_pos, draws_neg = np.empty((n, len(pos)), dtype=np.intp), np.empty((n, len(neg)), dtype=np.intp)
     for b in range(n):
-        idx = np.concatenate([rng.choice(pos, len(pos)), rng.choice(neg, len(neg))])
-        out[b] = [roc_auc_score(target[idx], np.asarray(s)[idx]) for s in scores]
-    return out
+        draws_pos[b], draws_neg[b] = rng.choice(len(pos), len(pos)), rng.choice(len(neg), len(neg))
+    resample = np.arange(n)[:, None]
+    pos_counts = np.bincount((resample * len(pos) + draws_pos).ravel(), minlength=n * len(pos)).reshape(n, -1)
+    neg_counts = np.bincount((resample * len(neg) + draws_neg).ravel(), minlength=n * len(neg)).reshape(n, -1)
+    out = np.empty((n, len(scores)))
+    for j, s in enumerate(scores):
+        s = np.asarray(s, dtype=float)
+        values, group = np.unique(np.r_[s[pos], s[neg]], return_inverse=True)
+        g_pos, g_neg, k = group[: len(pos)], group[len(pos):], len(values)
+        haystack_at = np.bincount((resample * k + g_neg).ravel(), weights=neg_counts.ravel(),
+                                  minlength=n * k).reshape(n, k)  # haystack drawn at each distinct value
+        below = np.cumsum(haystack_at, axis=1) - haystack_at
+        out[:, j] = (pos_counts * (below[:, g_pos] + 0.5 * haystack_at[:, g_pos])).sum(axis=1)
+    return out / (len(pos) * len(neg))
 
 
 def auc_interval(target, score, n: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
@@ -59,6 +74,13 @@ def auc_difference(target, score_a, score_b, n: int = 1000, seed: int = 0, level
     low, high = np.quantile(diff, [(1 - level) / 2, (1 + level) / 2])
     point = roc_auc_score(target, score_a) - roc_auc_score(target, score_b)
     return {"difference": float(point), "low": float(low), "high": float(high), "tie": bool(low <= 0 <= high)}
+
+
+def verdict(difference) -> str:
+    """A paired AUC difference (from `auc_difference`) in words: a tie when its 95 % interval holds 0."""
+    if difference["tie"]:
+        return "a tie (the 95 % interval of the difference holds 0)"
+    return f"{difference['difference']:+.3f} ({difference['low']:+.3f} to {difference['high']:+.3f})"
 
 
 @dataclass
@@ -85,6 +107,13 @@ def score(target, score, fpr: float = 0.01, n_boot: int = 1000, seed: int = 0) -
     counting = threshold_metrics(target, score)
     return Scores(auc=counting.pop("auc"), auc_low=low, auc_high=high, recall_at_fpr=recall_at_fpr(target, score, fpr),
                   fpr=fpr, **counting)
+
+
+def score_table(target, scores: dict, fpr: float = 0.01, seed: int = 0,
+                columns=("auc", "auc_low", "auc_high", "recall_at_fpr")) -> pd.DataFrame:
+    """`score` of several detectors on the same cadences ({name: scores aligned with `target`}), one row each."""
+    return pd.DataFrame({name: score(target, s, fpr, seed=seed).to_dict() for name, s in scores.items()}).T[
+        list(columns)].astype(float)
 
 
 def recall_by(truth: pd.DataFrame, score, threshold: float, by: str = "snr") -> pd.DataFrame:

@@ -123,8 +123,8 @@ def plot_recall(table, ax=None, title: str = ""):
 
     if ax is None:
         _, ax = plt.subplots(figsize=(4, 3))
-    labels = [str(i) for i in table.index]
-    bars = ax.bar(labels, table.recall, color=ON_COLOUR, alpha=0.7)
+    bars = ax.bar(range(len(table)), table.recall, color=ON_COLOUR, alpha=0.7)  # positions: labels like "2"
+    ax.set_xticks(range(len(table)), [str(i) for i in table.index])                # stay labels, not numbers
     for bar, n in zip(bars, table.needles):
         ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height() + 0.02, f"n={n}", ha="center", fontsize=7)
     ax.set_ylim(0, 1.1)
@@ -190,6 +190,18 @@ def plot_detection_efficiency(table, ax=None, title: str = ""):
     return ax.figure
 
 
+def recall_panel(table: pd.DataFrame, scores: dict, fpr: float = 0.01, ax=None, title: str = ""):
+    """The injection-recovery plot of several detectors on the same cadences ({name: scores aligned with
+    `table`}): recall at false-positive rate `fpr` against SNR. Synthetic data only (its truth gives the SNR);
+    None without an `snr` column, as for the real data."""
+    from .metrics import recall_table
+
+    if "snr" not in table:
+        return None
+    title = title or f"recall at {fpr:.0%} FPR, {len(table)} test cadences"
+    return plot_detection_efficiency(recall_table(table, scores, fpr, "snr"), ax=ax, title=title)
+
+
 # ---- one cadence, from the truth table -----------------------------------------------------------------
 
 def describe(row: pd.Series) -> str:
@@ -224,6 +236,24 @@ def show_cadence(root: str | Path, cadence_id: str, truth: pd.DataFrame | None =
     title = describe(row) if row is not None else cadence_id
     path = truth_path(row) if (row is not None and show_path) else None
     return plot_cadence(cadence, title=title, fig=fig, path=path)
+
+
+def show_misses(root: str | Path, table: pd.DataFrame, score, threshold: float, truth: pd.DataFrame | None = None):
+    """What a detector gets wrong at `threshold`: the brightest needle it misses (left; none drawn when it misses
+    none) beside the haystack it scores highest (right). `table` holds id and target (and snr, for synthetic
+    data), rows aligned with `score`."""
+    import matplotlib.pyplot as plt
+
+    scored = table.assign(score=np.asarray(score, dtype=float))
+    missed = scored[(scored.target == 1) & (scored.score <= threshold)]
+    if "snr" in missed:
+        missed = missed.sort_values("snr", ascending=False)
+    fig = plt.figure(figsize=(9, 6.5))
+    left, right = fig.subfigures(1, 2)
+    if len(missed):
+        show_cadence(root, missed.id.iloc[0], truth, fig=left)
+    show_cadence(root, scored[scored.target == 0].sort_values("score").id.iloc[-1], truth, fig=right)
+    return fig
 
 
 def filter_view(cadence: np.ndarray, derivative: str = "x", size: int = 3, sigma: float = 1.0,

@@ -1,10 +1,13 @@
-"""Where things go and how runs repeat: the checkout, new run folders, seeding, the compute device."""
+"""Where things go and how runs repeat: the checkout, new run folders, seeding, the compute device, worker
+processes."""
 
 from __future__ import annotations
 
 import os
 import random
+import signal
 import tempfile
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -89,3 +92,44 @@ def write_new_csv(frame, path: str | os.PathLike) -> None:
         raise FileExistsError(f"{path}: was created by someone else meanwhile; nothing written over it") from None
     finally:
         tmp.unlink()
+
+
+def workers(asked: int | None = None) -> int:
+    """Worker processes for work spread over cadences: `asked`, or one per CPU core, at most 8."""
+    return max(1, min(asked or os.cpu_count() or 1, 8))
+
+
+def parallel_map(function, items, processes: int | None = None, ordered: bool = True):
+    """`function` over `items` in worker processes, as a generator of results (in the order of `items` unless
+    `ordered=False`). `function` and the items must pickle (a module-level function, or a partial of one).
+
+    Workers are spawned fresh (nothing inherited from a notebook's kernel), die with this process (even on
+    `kill -9`) and leave Ctrl-C to it; an error or an abandoned generator stops them at once. With one process,
+    the work runs here."""
+    items = list(items)
+    processes = min(workers(processes), len(items) or 1)
+    if processes == 1:
+        yield from map(function, items)
+        return
+    pool = get_context("spawn").Pool(processes, _worker_init, (os.getpid(),))
+    try:
+        yield from (pool.imap if ordered else pool.imap_unordered)(function, items)
+    except BaseException:  # Ctrl-C, a failure, or the caller stopped reading: stop every worker now
+        pool.terminate()
+        raise
+    finally:
+        pool.close()
+        pool.join()
+
+
+def _worker_init(parent: int) -> None:
+    """A worker dies with its parent (even a `kill -9` of it) and leaves Ctrl-C to the parent."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)

@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +23,7 @@ from .cadence import (
     frame_start_s,
     signal_channels,
 )
+from .runtime import parallel_map
 
 NOISE_MEAN = 10.0
 VERSION = 2  # of the generator: bump it when a change alters the files a seed gives
@@ -204,19 +203,6 @@ class _Maker:
 _MAKER: _Maker | None = None
 
 
-def _worker_init(parent: int) -> None:
-    """A synthesis worker dies with its parent (even a `kill -9` of it) and leaves Ctrl-C to the parent."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent:  # the parent died before the line above
-        os._exit(1)
-
-
 def _make_chunk(args) -> int:
     """Write one chunk's cadences, then its truth rows: a chunk whose truth part exists is finished."""
     out, seed, snr_range, number, items = args
@@ -334,22 +320,11 @@ def synthesize(out: str | os.PathLike, config: SynthConfig = SynthConfig(), work
     for side in ("train", "test"):
         for h in "0123456789abcdef":
             (out / side / h).mkdir(parents=True, exist_ok=True)
-    workers = min(workers or os.cpu_count() or 1, 8, len(todo) or 1)
     bar = tqdm(total=len(items), initial=len(items) - remaining,
                desc="synthesizing cadences", unit="cadence", disable=not progress)
-    pool = get_context("spawn").Pool(workers, _worker_init, (os.getpid(),)) if workers > 1 else None
-    try:
-        for count in (pool.imap_unordered if pool else map)(_make_chunk, todo):
+    with bar:  # Ctrl-C or a failure stops every worker at once; the finished chunks stay
+        for count in parallel_map(_make_chunk, todo, workers, ordered=False):
             bar.update(count)
-    except BaseException:  # Ctrl-C or a failure: stop every worker now; the finished chunks stay
-        if pool:
-            pool.terminate()
-        raise
-    finally:
-        bar.close()
-        if pool:
-            pool.close()
-            pool.join()
     truth = pd.concat([pd.read_csv(p, dtype={"id": str, "on_frames": str, "backgrounds": str})
                        for p in sorted((out / PARTS).glob("*.csv"))], ignore_index=True)
     truth = truth.set_index("id").loc[plan.id].reset_index()  # the plan's order, whatever the workers did

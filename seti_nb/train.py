@@ -299,6 +299,25 @@ def model_from_checkpoint(checkpoint: dict, path: str | Path = "checkpoint") -> 
     return model
 
 
+def score_folder(checkpoint_path: str | Path, data_dir: str | Path, side: str = "", device: str = "cpu",
+                 progress: bool = True) -> pd.DataFrame:
+    """id and score of every cadence file of one side of a Kaggle-layout folder (`test` where it exists, unless
+    `side` says), scored by a checkpoint with the layout and preprocessing it was trained on."""
+    from .cache import side_ids
+    from .data import CadenceDataset
+
+    checkpoint = load_checkpoint(checkpoint_path)
+    model = model_from_checkpoint(checkpoint, checkpoint_path)
+    side = side or ("test" if (Path(data_dir) / "test").is_dir() else "train")
+    ids = side_ids(data_dir, side)  # the files present: a partial download scores what it has
+    if not ids:
+        raise FileNotFoundError(f"{data_dir}: no {side} cadences to score")
+    meta = checkpoint["meta"]
+    dataset = CadenceDataset(data_dir, pd.DataFrame({"id": ids}), meta["layout"], Preprocess(**meta["preprocess"]),
+                             side=side, progress=progress)
+    return pd.DataFrame({"id": ids, "score": predict(model, dataset, device=device, progress=progress)})
+
+
 # ---- the study's protocol -----------------------------------------------------------------------------
 
 QUICK_PREPROCESS = Preprocess(bandpass="off", time_average=8, channel_average=2, clip=20.0)
@@ -446,14 +465,28 @@ def table(results: dict[str, Result]) -> pd.DataFrame:
     return pd.DataFrame({name: r.row() for name, r in results.items()}).T.astype(float)
 
 
+@dataclass
+class CrossValidation:
+    """K-fold cross-validation: one row per fold, out-of-fold scores of the training part, and each fold's
+    scores of the test split."""
+
+    folds: pd.DataFrame  # epochs, best_epoch, val_auc and test_* counting metrics per fold
+    oof: pd.DataFrame  # id, target, fold, score: every training cadence scored by the model that did not see it
+    test: pd.DataFrame  # id, target of the test split
+    test_scores: dict[int, np.ndarray]  # fold -> scores aligned with `test`
+
+    def ensemble(self) -> np.ndarray:
+        """The fold models' mean probability on the test split."""
+        return np.mean(list(self.test_scores.values()), axis=0)
+
+
 def cross_validate(data_dir: str | Path, out_dir: str | Path, run: Run = Run(), k: int = 5,
-                   progress: bool = True) -> dict:
+                   progress: bool = True) -> CrossValidation:
     """Stratified K-fold cross-validation on the 70 % training part, each fold's model also scored on the 30 %
     test split.
 
     The fold assignment is written to `out_dir/folds.csv` and reused. A finished fold leaves
     `fold<k>/fold.json` (written last); a rerun after an interruption skips those folds and trains the rest.
-    Returns the per-fold table, out-of-fold scores for all training cadences, and the test scores of each fold.
     """
     from .data import folds_csv, read_labels, split
     from .models import build_model
@@ -488,5 +521,5 @@ def cross_validate(data_dir: str | Path, out_dir: str | Path, run: Run = Run(), 
         rows.append({**summary, **{f"test_{m}": v for m, v in
                                    metrics.threshold_metrics(fold_test.target, fold_test.score).items()}})
         oof.append(fold_oof)
-    return {"folds": pd.DataFrame(rows).set_index("fold"), "oof": pd.concat(oof, ignore_index=True),
-            "test": test_part.reset_index(drop=True), "test_scores": test_scores}
+    return CrossValidation(pd.DataFrame(rows).set_index("fold"), pd.concat(oof, ignore_index=True),
+                           test_part.reset_index(drop=True), test_scores)

@@ -13,6 +13,7 @@ from seti_nb.data import (
     check_dataset,
     folds_csv,
     load_cadence,
+    map_cadences,
     read_labels,
     split,
     submission_ids,
@@ -174,3 +175,17 @@ def test_missing_folder_and_label_file(tmp_path, capsys):
     assert "folder not found" in capsys.readouterr().out
     with pytest.raises(DataError, match="train_labels.csv: label file not found"):
         read_labels(tmp_path)
+
+
+def test_map_cadences_gives_the_same_results_in_any_number_of_processes(synth_data):
+    from functools import partial
+
+    from seti_nb.filters import on_off_score
+
+    ids = read_labels(synth_data).id[:20].tolist()
+    score = partial(on_off_score, sigma=1)
+    one = map_cadences(score, synth_data, ids, processes=1, progress=False)
+    two = map_cadences(score, synth_data, ids, processes=2, progress=False)
+    assert one == two == [score(load_cadence(cadence_path(synth_data, i))) for i in ids]
+    with pytest.raises(DataError, match="0000000000000ff.npy: file not found"):  # a worker's error reaches the caller
+        map_cadences(score, synth_data, ids + ["0000000000000ff"], processes=2, progress=False)

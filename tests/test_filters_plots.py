@@ -70,6 +70,54 @@ def test_metrics_recall_at_fpr_and_recall_by():
     assert by_kind.recall.to_dict() == {"line": 1.0, "sine": 0.0}
 
 
+def test_bootstrap_aucs_are_roc_auc_score_on_each_resample():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(1)
+    target = rng.permutation(np.r_[np.ones(15), np.zeros(85)]).astype(int)
+    scores = [rng.normal(size=100) + target, np.round(rng.normal(size=100) + target)]  # the second with ties
+    draws = np.random.default_rng(7)
+    pos, neg = np.flatnonzero(target == 1), np.flatnonzero(target == 0)
+    expected = []
+    for _ in range(30):
+        idx = np.r_[draws.choice(pos, len(pos)), draws.choice(neg, len(neg))]
+        expected.append([roc_auc_score(target[idx], s[idx]) for s in scores])
+    assert np.allclose(metrics._bootstrap_aucs(target, scores, 30, 7), expected, rtol=0, atol=1e-12)
+
+
+def test_score_table_verdict_and_recall_panel():
+    target = np.array([0] * 100 + [1] * 4)
+    scores = {"good": np.r_[np.arange(100) / 100, [2, 2, 0.5, 0.99]], "random": np.arange(104) % 7}
+    table = metrics.score_table(target, scores, 0.05)
+    assert list(table.index) == ["good", "random"] and table.dtypes.eq(float).all()
+    assert table.loc["good", "recall_at_fpr"] == 0.75 and table.loc["good", "auc_low"] <= table.loc["good", "auc"]
+    tie = {"difference": 0.01, "low": -0.02, "high": 0.04, "tie": True}
+    assert metrics.verdict(tie).startswith("a tie")
+    assert metrics.verdict({**tie, "low": 0.005, "tie": False}) == "+0.010 (+0.005 to +0.040)"
+    truth = pd.DataFrame({"target": target, "snr": np.r_[np.zeros(100), [50, 40, 5, 6]]})
+    ax = plots.recall_panel(truth, scores, 0.05).axes[0]
+    assert [line.get_label() for line in ax.get_lines()] == ["good", "random"]
+    assert ax.get_title() == "recall at 5% FPR, 104 test cadences"
+    assert plots.recall_panel(truth.drop(columns="snr"), scores) is None  # real data: no SNR to plot against
+    plt.close("all")
+
+
+def test_show_misses_draws_the_brightest_miss_and_the_worst_false_alarm(synth_data, monkeypatch):
+    from seti_nb.data import read_labels, read_truth
+
+    table = read_labels(synth_data).merge(read_truth(synth_data)[["id", "snr"]], on="id")
+    score = np.where(table.target == 1, 0.0, np.linspace(0, 1, len(table)))  # every needle missed
+    drawn = []
+    monkeypatch.setattr(plots, "show_cadence", lambda root, i, truth=None, fig=None: drawn.append(i))
+    plots.show_misses(synth_data, table, score, 0.5)
+    needles = table[table.target == 1]
+    assert drawn == [needles.id[needles.snr.idxmax()], table.id[np.argmax(score)]]
+    drawn.clear()
+    plots.show_misses(synth_data, table, np.where(table.target == 1, 2.0, score), 0.5)
+    assert drawn == [table.id[np.argmax(score)]], "no miss: only the false alarm is drawn"
+    plt.close("all")
+
+
 def test_plot_cadence_labels_on_and_off():
     fig = plots.plot_cadence(np.zeros((6, 273, 256)), title="t")
     assert len(fig.axes) == 6

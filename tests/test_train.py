@@ -189,8 +189,9 @@ def test_cross_validation_resumes_from_finished_folds(synth_data, tmp_path, monk
     result = train_module.cross_validate(synth_data, tmp_path, run, k=3, progress=False)
     assert (tmp_path / "fold0" / "fold.json").stat().st_mtime_ns == fold0, "the finished fold is not retrained"
     assert (tmp_path / "folds.csv").read_text() == folds_before
-    assert list(result["folds"].index) == [0, 1, 2]
-    assert sorted(result["oof"].id) == sorted(split(small, 0.3, 0)[0].id), "every training cadence scored once"
+    assert list(result.folds.index) == [0, 1, 2]
+    assert result.ensemble().shape == (len(result.test),)
+    assert sorted(result.oof.id) == sorted(split(small, 0.3, 0)[0].id), "every training cadence scored once"
 
 
 def test_cadence_cnn_compares_on_with_off_at_the_same_place():
