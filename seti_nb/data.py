@@ -201,8 +201,6 @@ def submission_ids(root: str | Path) -> list[str]:
     return sub.id.tolist()
 
 
-# ---- splits -------------------------------------------------------------------------------------------
-
 def map_cadences(function, root: str | Path, ids, side: str = "train", processes: int | None = None,
                  desc: str = "", progress: bool = True) -> list:
     """`function(cadence)` for every id of `root`'s `side`, in order, spread over worker processes (one per core
@@ -215,17 +213,17 @@ def map_cadences(function, root: str | Path, ids, side: str = "train", processes
 
     ids = list(ids)
     batches = [ids[i: i + 8] for i in range(0, len(ids), 8)]
-    results = []
     with tqdm(total=len(ids), desc=desc, unit="cadence", disable=not progress) as bar:
-        for batch in parallel_map(partial(_apply, function, str(root), side), batches, processes):
-            results += batch
-            bar.update(len(batch))
-    return results
+        done = parallel_map(partial(_apply, function, str(root), side), batches, processes,
+                            each=lambda batch: bar.update(len(batch)))
+    return [result for batch in done for result in batch]
 
 
 def _apply(function, root: str, side: str, ids: list[str]) -> list:
     return [function(load_cadence(cadence_path(root, i, side))) for i in ids]
 
+
+# ---- splits -------------------------------------------------------------------------------------------
 
 def split(labels: pd.DataFrame, test_size: float = 0.3, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A reproducible stratified split: 70/30 train/test by default (as in the original study)."""

@@ -99,27 +99,33 @@ def workers(asked: int | None = None) -> int:
     return max(1, min(asked or os.cpu_count() or 1, 8))
 
 
-def parallel_map(function, items, processes: int | None = None, ordered: bool = True):
-    """`function` over `items` in worker processes, as a generator of results (in the order of `items` unless
-    `ordered=False`). `function` and the items must pickle (a module-level function, or a partial of one).
+def parallel_map(function, items, processes: int | None = None, ordered: bool = True, each=None) -> list:
+    """`function` over `items` in worker processes: the results, in the order of `items` unless `ordered=False`;
+    `each(result)` is called as each one arrives (a progress bar). `function` and the items must pickle (a
+    module-level function, or a partial of one).
 
     Workers are spawned fresh (nothing inherited from a notebook's kernel), die with this process (even on
-    `kill -9`) and leave Ctrl-C to it; an error or an abandoned generator stops them at once. With one process,
-    the work runs here."""
+    `kill -9`) and leave Ctrl-C to it; Ctrl-C or an error, in a worker or in `each`, stops them all at once.
+    With one process, the work runs here."""
     items = list(items)
     processes = min(workers(processes), len(items) or 1)
-    if processes == 1:
-        yield from map(function, items)
-        return
-    pool = get_context("spawn").Pool(processes, _worker_init, (os.getpid(),))
+    pool = get_context("spawn").Pool(processes, _worker_init, (os.getpid(),)) if processes > 1 else None
+    results = []
     try:
-        yield from (pool.imap if ordered else pool.imap_unordered)(function, items)
-    except BaseException:  # Ctrl-C, a failure, or the caller stopped reading: stop every worker now
-        pool.terminate()
+        for result in ((pool.imap if ordered else pool.imap_unordered)(function, items) if pool
+                       else map(function, items)):
+            results.append(result)
+            if each is not None:
+                each(result)
+    except BaseException:
+        if pool is not None:
+            pool.terminate()
         raise
     finally:
-        pool.close()
-        pool.join()
+        if pool is not None:
+            pool.close()
+            pool.join()
+    return results
 
 
 def _worker_init(parent: int) -> None:

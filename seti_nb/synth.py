@@ -323,8 +323,7 @@ def synthesize(out: str | os.PathLike, config: SynthConfig = SynthConfig(), work
     bar = tqdm(total=len(items), initial=len(items) - remaining,
                desc="synthesizing cadences", unit="cadence", disable=not progress)
     with bar:  # Ctrl-C or a failure stops every worker at once; the finished chunks stay
-        for count in parallel_map(_make_chunk, todo, workers, ordered=False):
-            bar.update(count)
+        parallel_map(_make_chunk, todo, workers, ordered=False, each=bar.update)
     truth = pd.concat([pd.read_csv(p, dtype={"id": str, "on_frames": str, "backgrounds": str})
                        for p in sorted((out / PARTS).glob("*.csv"))], ignore_index=True)
     truth = truth.set_index("id").loc[plan.id].reset_index()  # the plan's order, whatever the workers did
