@@ -192,10 +192,17 @@ def test_a_notebook_named_twice_runs_once():
     assert [p.stem[:2] for p in find_notebooks(["01", "01", "02", "01"])] == ["01", "02"]
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    """A suite started in the background (as CI may start it) ignores SIGINT, and a child inherits that: Python
+    then never raises KeyboardInterrupt. The command under test gets Ctrl-C as a person at a terminal would."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _synth_process(out: Path) -> subprocess.Popen:
     """`seti-nb synth` of 300 cadences with two workers, once its first chunk is written."""
     process = subprocess.Popen([sys.executable, "-m", "seti_nb.cli", "synth", str(out), "--n", "300", "--seed", "2",
-                                "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=_ctrl_c_as_in_a_terminal)
     deadline = time.monotonic() + 120
     while not list((out / ".synth-parts").glob("*.csv")):
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()
