@@ -248,7 +248,7 @@ def show_misses(root: str | Path, table: pd.DataFrame, score, threshold: float, 
     missed = scored[(scored.target == 1) & (scored.score <= threshold)]
     if "snr" in missed:
         missed = missed.sort_values("snr", ascending=False)
-    fig = plt.figure(figsize=(9, 6.5))
+    fig = plt.figure(figsize=(12, 6.5))
     left, right = fig.subfigures(1, 2)
     if len(missed):
         show_cadence(root, missed.id.iloc[0], truth, fig=left)
