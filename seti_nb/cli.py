@@ -77,7 +77,8 @@ def _train(args) -> int:
                          loss=args.loss, scheduler=args.scheduler, device=args.device, num_workers=args.workers,
                          seed=args.seed)
     preprocess = Preprocess(args.bandpass, args.time_average, args.channel_average, args.clip, args.gain)
-    run = Run(args.model, args.layout, preprocess, args.pretrained, args.augment, args.limit, config)
+    run = Run(args.model, args.layout, preprocess, args.pretrained, args.augment, args.interference, args.limit,
+              config)
     parent = args.out or runs_dir()
     made_parent = not parent.exists()
     out = new_folder(parent, f"train-{args.model.replace(':', '-')}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -181,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", choices=list(SCHEDULERS), default="onecycle")
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
                    help="frequency flip and shift on training data (default on)")
+    p.add_argument("--interference", type=_share, default=0.4,
+                   help="with --augment: the chance of adding a partial-band burst and wide emission to a scan")
     p.add_argument("--limit", type=int, default=0, help="train on a stratified subset of this many cadences")
     p.add_argument("--fpr", type=_share, default=0.01, help="false-positive rate for the recall figure")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")

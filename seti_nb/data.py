@@ -302,7 +302,8 @@ class CadenceDataset:
 
     `items` has an `id` column and, for labelled data, `target`. Reduced resolutions come from the training
     cache (built on first use, `seti_nb.cache`); full resolution streams from the files. `transform` (a callable
-    on the image tensor, for augmentation) is given by whoever builds the training set.
+    on the six preprocessed scans, float32 `(6, rows, channels)`, for augmentation; it must not write into them) is
+    given by whoever builds the training set.
     """
 
     def __init__(self, root: str | Path, items: pd.DataFrame, layout: str = "frames", preprocess=None,
@@ -340,10 +341,10 @@ class CadenceDataset:
     def __getitem__(self, i: int):
         import torch
 
-        image = torch.from_numpy(np.ascontiguousarray(to_layout(self.frames(i), self.layout)))
+        frames = self.frames(i)
         if self.transform is not None:
-            image = self.transform(image)
-        return image, torch.tensor(self.targets[i])
+            frames = self.transform(frames)
+        return torch.from_numpy(np.ascontiguousarray(to_layout(frames, self.layout))), torch.tensor(self.targets[i])
 
     def __getstate__(self):
         return {**self.__dict__, "_frames": None}

@@ -55,20 +55,42 @@ class TrainConfig:
                 raise ValueError(f"{value!r} is not one of {allowed}")
 
 
-class FrequencyAugment:
-    """Augmentations that keep the physics: mirror the band (a drift becomes the opposite drift) and shift
-    along frequency (a needle can sit anywhere in the band). Time is never flipped: that would reverse the
-    ON/OFF order and the direction of time within each scan."""
+class Augment:
+    """Augmentations that keep the physics, on the six preprocessed scans `(6, rows, channels)` before the layout
+    is made: mirror the band (a drift becomes the opposite drift) and shift along frequency (a needle can sit
+    anywhere in the band). Time is never flipped: that would reverse the ON/OFF order and the direction of time
+    within each scan.
 
-    def __init__(self, max_shift: int = 16, seed: int = 0):
-        self.max_shift = max_shift
+    `interference` > 0 adds, each with that probability, interference the telescope receives wherever it points,
+    to one scan drawn at random, whatever the label (so it comes to be ignored, in ON scans too): a broadband
+    burst over part of the band (one row, 10-50 % of the channels) and a wide emission over 5-25 % of the band that
+    lasts part of the scan. Both are what the real sample's haystacks show and the default generator lacks.
+    """
+
+    def __init__(self, max_shift: int = 16, interference: float = 0.0, seed: int = 0):
+        self.max_shift, self.interference = max_shift, interference
         self.rng = np.random.default_rng(seed)
 
-    def __call__(self, image: torch.Tensor) -> torch.Tensor:
-        if self.rng.random() < 0.5:
-            image = image.flip(-1)
-        shift = int(self.rng.integers(-self.max_shift, self.max_shift + 1))
-        return image.roll(shift, dims=-1) if shift else image
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        rng = self.rng
+        if rng.random() < 0.5:
+            frames = frames[..., ::-1]
+        shift = int(rng.integers(-self.max_shift, self.max_shift + 1))
+        frames = np.roll(frames, shift, axis=-1) if shift else frames
+        if self.interference > 0:
+            frames = np.array(frames, dtype=np.float32)  # a copy: the cached scans are never written
+            rows, channels = frames.shape[-2:]
+            if rng.random() < self.interference:  # a burst: one row, part of the band
+                width = int(rng.uniform(0.1, 0.5) * channels)
+                start = int(rng.integers(0, channels - width + 1))
+                frames[rng.integers(len(frames)), rng.integers(rows), start:start + width] += rng.uniform(3, 15)
+            if rng.random() < self.interference:  # wide emission: a smooth bump in frequency, for part of the scan
+                centre, sigma = rng.uniform(0, channels), rng.uniform(0.05, 0.25) * channels / 2
+                first = int(rng.integers(0, rows))
+                last = int(rng.integers(first + 1, rows + 1))
+                bump = rng.uniform(1, 8) * np.exp(-0.5 * ((np.arange(channels) - centre) / sigma) ** 2)
+                frames[rng.integers(len(frames)), first:last] += bump.astype(np.float32)
+        return frames
 
 
 def mixup_or(x: torch.Tensor, y: torch.Tensor, alpha: float, generator: torch.Generator):
@@ -222,7 +244,7 @@ class _Epochs:
             ss.append(torch.sigmoid(logit).cpu())
             self.bar.update()
             self.bar.set_postfix(loss=f"{sum(losses) / sum(map(len, ys)):.4f}", refresh=False)
-            if not self.announced and batch == 9:
+            if not self.announced and batch == 9 and self.steps > 10:  # a forecast, not the epoch's own time
                 per_epoch = (time.perf_counter() - start) / 10 * self.steps
                 self.bar.write(f"about {per_epoch:.0f} s per epoch ({self.steps} batches of {config.batch_size})")
                 self.announced = True
@@ -332,6 +354,7 @@ class Run:
     preprocess: Preprocess = QUICK_PREPROCESS
     pretrained: bool = False
     augment: bool = True  # frequency flip and shift on the training data
+    interference: float = 0.4  # with augment: the chance of each kind of added interference (see Augment)
     limit: int = 0  # train on a stratified subset of this many cadences; 0 keeps the whole training part
     config: TrainConfig = field(default_factory=TrainConfig)
 
@@ -358,7 +381,8 @@ class Run:
         p = self.preprocess
         return {"model": self.model, "layout": self.layout, "pretrained": self.pretrained,
                 "input": f"{p.frame_shape[0]}x{p.frame_shape[1]} per scan, bandpass {p.bandpass}",
-                "augment": self.augment, "sampler": self.config.sampler, "loss": self.config.loss,
+                "augment": self.augment, "interference": self.interference if self.augment else 0.0,
+                "sampler": self.config.sampler, "loss": self.config.loss,
                 "scheduler": self.config.scheduler}
 
 
@@ -407,7 +431,8 @@ def datasets(data_dir, run: Run, *items, progress: bool = True):
 
     made = []
     for i, part in enumerate(items):
-        transform = FrequencyAugment(seed=run.config.seed) if run.augment and i == 0 else None
+        transform = (Augment(interference=run.interference, seed=run.config.seed) if run.augment and i == 0
+                     else None)
         made.append(CadenceDataset(data_dir, part, run.layout, run.preprocess, transform=transform,
                                    progress=progress))
     return made

@@ -93,12 +93,14 @@ class Workbook:
         return None if truth is None else truth[truth.side == "train"].reset_index(drop=True)
 
     def headline(self, **numbers) -> pd.Series:
-        """Record the notebook's headline numbers in `out/headline.json` (read by `seti-nb run`)."""
-        numbers = {k: (round(float(v), 4) if isinstance(v, (float, np.floating)) else v) for k, v in numbers.items()}
+        """Record the notebook's headline numbers in `out/headline.json` (read by `seti-nb run`) and return them
+        (floats rounded to four decimals, in both): a conclusion reads them as `h.name`."""
+        rounded = {k: round(float(v), 4) if isinstance(v, (float, np.floating)) else
+                   int(v) if isinstance(v, np.integer) else v for k, v in numbers.items()}
         path = self.out / "headline.json"
         old = json.loads(path.read_text()) if path.exists() else {}
-        path.write_text(json.dumps({**old, **numbers}, indent=1) + "\n")
-        return pd.Series(numbers, name=self.name)
+        path.write_text(json.dumps({**old, **rounded}, indent=1) + "\n")
+        return pd.Series(rounded, name=self.name, dtype=object)
 
 
 def setup(name: str, data_dir: str = "", seed: int = 0, device: str = "auto", out_dir: str = "") -> Workbook:

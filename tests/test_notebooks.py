@@ -47,7 +47,9 @@ def test_notebook_hygiene(path):
     checked = [c for c in code if "# NBVAL_CHECK_OUTPUT" in c.source]
     assert checked and all(c.outputs for c in checked), "checked cells carry their stored outputs"
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
-    assert "What we learned" in nb.cells[-2].source
+    learned, numbers, conclusion = nb.cells[-3:]  # the numbers in one cell, the conclusion from them in the last
+    assert "What we learned" in learned.source and "wb.headline(" in numbers.source
+    assert "Markdown(" in conclusion.source and "wb.headline(" not in conclusion.source
     longest = max(code, key=lambda c: len([line for line in c.source.splitlines() if line.strip()]))
     assert len([line for line in longest.source.splitlines() if line.strip()]) <= 15, longest.source[:200]
 

@@ -12,7 +12,7 @@ from seti_nb.data import CadenceDataset, read_labels, split
 from seti_nb.models import LITE0_TIMM, build_model, lite0_imagenet_state_dict
 from seti_nb.preprocess import Preprocess
 from seti_nb.train import (
-    FrequencyAugment,
+    Augment,
     Run,
     TrainConfig,
     _loader,
@@ -64,10 +64,10 @@ class Recording(CadenceDataset):
 def test_validation_is_never_resampled_or_augmented(small_sets, synth_data):
     make, train, val = small_sets
     val_set = Recording(synth_data, val, "on_stack", COARSE, progress=False)
-    train_set = make(train, transform=FrequencyAugment())
+    train_set = make(train, transform=Augment())
     config = TrainConfig(epochs=2, batch_size=8, sampler="oversample", mixup=0.4)
     fit(build_model("small-cnn"), train_set, val_set, config, progress=False)
-    assert val_set.transform is None and isinstance(train_set.transform, FrequencyAugment)
+    assert val_set.transform is None and isinstance(train_set.transform, Augment)
     assert val_set.reads == list(range(len(val))) * 2, "each validation item once per epoch, in order"
 
 
@@ -82,12 +82,22 @@ def test_oversampling_balances_classes(small_sets):
 
 
 def test_augmentations_keep_the_physics():
-    image = torch.arange(2 * 3 * 8, dtype=torch.float32).reshape(2, 3, 8)
-    out = FrequencyAugment(max_shift=0, seed=1)
-    flipped = [out(image) for _ in range(8)]
-    assert any(torch.equal(f, image.flip(-1)) for f in flipped) and any(torch.equal(f, image) for f in flipped)
+    frames = np.arange(6 * 3 * 8, dtype=np.float32).reshape(6, 3, 8)
+    before = frames.copy()
+    out = Augment(max_shift=0, seed=1)
+    flipped = [out(frames) for _ in range(8)]
+    assert any(np.array_equal(f, frames[..., ::-1]) for f in flipped)
+    assert any(np.array_equal(f, frames) for f in flipped)
     for f in flipped:  # rows (time) never move
-        assert torch.equal(f.sort(dim=-1).values, image.sort(dim=-1).values)
+        assert np.array_equal(np.sort(f, axis=-1), np.sort(frames, axis=-1))
+    quiet = np.zeros((6, 34, 128), dtype=np.float32)  # flips and shifts leave it as it is: what is added shows
+    added = [Augment(interference=1.0, seed=s)(quiet) for s in range(20)]
+    for extra in added:  # interference only adds power, to one or two scans, and never to the caller's array
+        assert extra.min() >= 0 and 1 <= sum(bool(np.any(scan)) for scan in extra) <= 2
+    assert not quiet.any() and np.array_equal(frames, before)
+    hit = {i for extra in added for i in range(6) if np.any(extra[i])}
+    assert hit & {0, 2, 4} and hit & {1, 3, 5}, "ON and OFF scans alike"
+    assert not any(np.any(Augment(interference=0.0, seed=s)(quiet)) for s in range(5))
     x, y = torch.zeros(4, 1, 2, 2), torch.tensor([1.0, 0, 0, 0])
     _, mixed = mixup_or(x, y, 0.4, torch.Generator().manual_seed(0))
     assert set(mixed.tolist()) <= {0.0, 1.0} and mixed.sum() >= 1
