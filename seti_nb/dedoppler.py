@@ -97,8 +97,10 @@ def brute_force(x: np.ndarray, d: int) -> np.ndarray:
 class Search:
     """How the search sees a scan: the workbook's preprocessing, then rows trimmed to a power of two.
 
-    `max_drift_hz_s` bounds the drift rates searched (both signs); `threshold` is the hit SNR; `veto_channels` is
-    how far (in channels at the search's resolution) an OFF signal vetoes an ON one.
+    `max_drift_hz_s` bounds the drift rates searched (both signs), rounded up to whole shear segments of one
+    channel per row (4 Hz/s at full resolution searches up to 5.08 Hz/s; `drift_rates()` lists them); `threshold`
+    is the hit SNR; `veto_channels` is how far (in channels at the search's resolution) an OFF signal vetoes an ON
+    one.
     """
 
     preprocess: Preprocess = Preprocess("off")
