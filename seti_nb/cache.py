@@ -67,7 +67,7 @@ def _fill(args) -> int:
 def cached_frames(root: str | Path, side: str, preprocess: Preprocess, workers: int | None = None,
                   progress: bool = True) -> tuple[Path, dict[str, int]]:
     """The cache file of `root`'s `side` under `preprocess` (built on first use) and each id's row in it."""
-    from tqdm.auto import tqdm
+    from .runtime import progress_bar
 
     root = Path(root)
     ids = side_ids(root, side)
@@ -85,7 +85,7 @@ def cached_frames(root: str | Path, side: str, preprocess: Preprocess, workers: 
         chunk = 64
         jobs = [(tmp / "frames.npy", root, side, ids[i:i + chunk], i, preprocess) for i in range(0, len(ids), chunk)]
         workers = min(workers or os.cpu_count() or 1, len(jobs), 8)  # threads: numpy releases the GIL
-        bar = tqdm(total=len(ids), desc=f"caching {side} cadences ({preprocess.key()})", unit="cadence",
+        bar = progress_bar(total=len(ids), desc=f"caching {side} cadences ({preprocess.key()})", unit="cadence",
                    disable=not progress)
         try:
             with ThreadPoolExecutor(workers) as pool:

@@ -207,13 +207,11 @@ def map_cadences(function, root: str | Path, ids, side: str = "train", processes
     by default) with a progress bar. The same results whatever the number of processes."""
     from functools import partial
 
-    from tqdm.auto import tqdm
-
-    from .runtime import parallel_map
+    from .runtime import parallel_map, progress_bar
 
     ids = list(ids)
     batches = [ids[i: i + 8] for i in range(0, len(ids), 8)]
-    with tqdm(total=len(ids), desc=desc, unit="cadence", disable=not progress) as bar:
+    with progress_bar(total=len(ids), desc=desc, unit="cadence", disable=not progress) as bar:
         done = parallel_map(partial(_apply, function, str(root), side), batches, processes,
                             each=lambda batch: bar.update(len(batch)))
     return [result for batch in done for result in batch]
@@ -389,7 +387,7 @@ def check_dataset(root: str | Path, progress: bool = True) -> CheckReport:
     duplicate ids and bad targets are all reported, each with its file. On the test side a partial download
     is normal: files listed in sample_submission.csv but absent are counted, not reported.
     """
-    from tqdm.auto import tqdm
+    from .runtime import progress_bar
 
     root = Path(root)
     report = CheckReport(root)
@@ -446,7 +444,7 @@ def check_dataset(root: str | Path, progress: bool = True) -> CheckReport:
             report.problems.append((str(test_files[cadence_id]), "file not listed in sample_submission.csv"))
     files += sorted(test_files.values())
 
-    for path in tqdm(files, desc="checking cadences", unit="file", disable=not progress):
+    for path in progress_bar(files, desc="checking cadences", unit="file", disable=not progress):
         fault = inspect_cadence(path)
         if fault:
             report.problems.append((str(path), fault))

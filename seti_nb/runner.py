@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .runtime import new_folder, project_dir, runs_dir
+from .runtime import new_folder, progress_bar, project_dir, runs_dir
 
 PROFILES = ("quick", "full")
 HEADLESS_ENGINE = "seti-nb"
@@ -124,7 +124,6 @@ def run_notebooks(notebooks: list[Path], profile: str = "quick", data: str | Non
     """
     import nbformat
     import papermill as pm
-    from tqdm.auto import tqdm
 
     _register_headless_engine()
     if not notebooks:
@@ -132,7 +131,7 @@ def run_notebooks(notebooks: list[Path], profile: str = "quick", data: str | Non
     common = {**profile_parameters(profile, notebooks[0].parent), **(parameters or {})}
     run = new_folder(out or runs_dir(), f"{time.strftime('%Y%m%d-%H%M%S')}-{profile}")
     rows = []
-    bar = tqdm(notebooks, desc=f"{profile} profile", unit="notebook")
+    bar = progress_bar(notebooks, desc=f"{profile} profile", unit="notebook")
     for nb in bar:
         bar.set_postfix_str(nb.stem)
         declared = pm.inspect_notebook(str(nb))
@@ -154,7 +153,7 @@ def run_notebooks(notebooks: list[Path], profile: str = "quick", data: str | Non
         row["headline"] = json.loads(headline.read_text()) if headline.exists() else {}
         rows.append(row)
         if row["status"] != "ok":
-            tqdm.write(f"{nb.name} failed at {row['error']}\n  executed copy: {run / nb.name}")
+            bar.write(f"{nb.name} failed at {row['error']}\n  executed copy: {run / nb.name}")
             break
     bar.close()
     write_summary(run, rows, profile)

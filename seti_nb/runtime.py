@@ -13,6 +13,15 @@ from pathlib import Path
 import numpy as np
 
 
+def progress_bar(iterable=None, **kwargs):
+    """The workbook's progress bar: tqdm.auto, redrawn at most once a second. In a notebook every redraw is a
+    message to the front end; a kernel that sends thousands while a headless client (nbval) is not reading drops
+    the excess, the end of the cell among them."""
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, **{"mininterval": 1.0, **kwargs})
+
+
 def project_dir() -> Path | None:
     """The checkout this package runs from (editable install), or None for a plain install."""
     checkout = Path(__file__).resolve().parents[1]

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from .cadence import (
     DF_HZ,
@@ -23,7 +22,7 @@ from .cadence import (
     frame_start_s,
     signal_channels,
 )
-from .runtime import parallel_map
+from .runtime import parallel_map, progress_bar
 
 NOISE_MEAN = 10.0
 VERSION = 2  # of the generator: bump it when a change alters the files a seed gives
@@ -320,7 +319,7 @@ def synthesize(out: str | os.PathLike, config: SynthConfig = SynthConfig(), work
     for side in ("train", "test"):
         for h in "0123456789abcdef":
             (out / side / h).mkdir(parents=True, exist_ok=True)
-    bar = tqdm(total=len(items), initial=len(items) - remaining,
+    bar = progress_bar(total=len(items), initial=len(items) - remaining,
                desc="synthesizing cadences", unit="cadence", disable=not progress)
     with bar:  # Ctrl-C or a failure stops every worker at once; the finished chunks stay
         parallel_map(_make_chunk, todo, workers, ordered=False, each=bar.update)

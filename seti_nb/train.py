@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from . import metrics
 from .preprocess import Preprocess
-from .runtime import pick_device, seed_everything
+from .runtime import pick_device, progress_bar, seed_everything
 
 SAMPLERS = ("plain", "oversample", "hybrid")
 LOSSES = ("bce", "weighted", "focal")
@@ -153,13 +153,11 @@ def _prepare(x: torch.Tensor, device: str) -> torch.Tensor:
 def predict(model: nn.Module, dataset, batch_size: int = 128, device: str = "auto", num_workers: int = 0,
             progress: bool = False) -> np.ndarray:
     """Needle probabilities (sigmoid of the logit) for every item of `dataset`, in order."""
-    from tqdm.auto import tqdm
-
     device = pick_device(device)
     model = model.to(device, memory_format=torch.channels_last).eval()
     scores = []
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-    for x, _ in tqdm(loader, desc="predicting", disable=not progress, leave=False):
+    for x, _ in progress_bar(loader, desc="predicting", disable=not progress, leave=False):
         with torch.autocast(device, enabled=device == "cuda"):
             scores.append(torch.sigmoid(model(_prepare(x, device)).float()).squeeze(1).cpu())
     return torch.cat(scores).numpy() if scores else np.zeros(0, np.float32)
@@ -199,8 +197,6 @@ class _Epochs:
     """The state of one `fit`: model, loss, optimiser, scheduler and the progress bar, stepped batch by batch."""
 
     def __init__(self, model, train_set, config: TrainConfig, progress: bool):
-        from tqdm.auto import tqdm
-
         self.config, self.device = config, pick_device(config.device)
         self.cuda = self.device == "cuda"
         self.model = model.to(self.device, memory_format=torch.channels_last)
@@ -211,7 +207,7 @@ class _Epochs:
         self.scaler = torch.amp.GradScaler(enabled=self.cuda)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.lrs: list[float] = []
-        self.bar = tqdm(total=config.epochs * self.steps, desc="training", unit="batch", disable=not progress)
+        self.bar = progress_bar(total=config.epochs * self.steps, desc="training", unit="batch", disable=not progress)
         self.announced = not progress
 
     def step(self, x, y) -> tuple[torch.Tensor, float, torch.Tensor]:
