@@ -9,9 +9,11 @@ instead of n^2; steeper drifts first shear the scan by whole channels per row.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numba
 import numpy as np
 
 from .cadence import DF_HZ, DT_S, N_FRAMES, OFF_FRAMES, ON_FRAMES, ROWS, frame_start_s
@@ -26,14 +28,14 @@ def power_of_two_rows(preprocess: Preprocess) -> int:
     return 1 << int(np.log2(ROWS // preprocess.time_average))
 
 
-def _skew(x: np.ndarray, extra: int, per_row: int = 1) -> np.ndarray:
-    """out[..., k, c] = x[..., k, c + per_row * k + extra] (zero beyond the last channel): a strided view of a
-    padded copy."""
+def _shear(x: np.ndarray, per_row: int) -> np.ndarray:
+    """out[..., k, c] = x[..., k, c + per_row * k] (zero beyond the last channel): a strided view of a padded
+    copy."""
     k, c = x.shape[-2:]
-    padded = np.zeros(x.shape[:-1] + (c + per_row * k + extra,), dtype=x.dtype)
+    padded = np.zeros(x.shape[:-1] + (c + per_row * k,), dtype=x.dtype)
     padded[..., :c] = x
     s = padded.strides
-    return np.lib.stride_tricks.as_strided(padded[..., extra:], x.shape, s[:-2] + (s[-2] + per_row * s[-1], s[-1]),
+    return np.lib.stride_tricks.as_strided(padded, x.shape, s[:-2] + (s[-2] + per_row * s[-1], s[-1]),
                                            writeable=False)
 
 
@@ -42,23 +44,34 @@ def _tree(x: np.ndarray) -> np.ndarray:
     path that starts at channel c and drifts d channels over the n rows (zero beyond the last channel).
 
     Bottom-up: blocks of 1 row, then 2, 4... Two neighbouring blocks of m rows merge into one of 2m: drift 2k
-    and 2k + 1 both follow drift k in each half, the second half starting k or k + 1 channels on (one padded copy
-    of the second halves, read through two skewed views, added straight into place).
+    and 2k + 1 both follow drift k in each half, the second half starting k or k + 1 channels on.
     """
     n, c = x.shape[-2:]
-    state = x.reshape(x.shape[:-2] + (n, 1, c))  # (..., blocks, drifts within a block, channels)
-    while state.shape[-3] > 1:
-        top, bottom = state[..., 0::2, :, :], state[..., 1::2, :, :]
-        padded = np.zeros(bottom.shape[:-1] + (c + bottom.shape[-2] + 1,), dtype=x.dtype)
-        padded[..., :c] = bottom
-        s = padded.strides
-        skewed = s[:-2] + (s[-2] + s[-1], s[-1])
-        merged = np.empty(top.shape[:-2] + (2 * top.shape[-2], c), dtype=x.dtype)
-        for extra in (0, 1):
-            view = np.lib.stride_tricks.as_strided(padded[..., extra:], bottom.shape, skewed, writeable=False)
-            np.add(top, view, out=merged[..., extra::2, :])
-        state = merged
-    return state[..., 0, :, :]
+    state = np.array(x, dtype=np.result_type(x, np.float32), order="C").reshape(-1, n, c)
+    merged = np.empty_like(state)
+    m = 1
+    while m < n:
+        _merge(state, merged, m)
+        state, merged = merged, state
+        m *= 2
+    return state.reshape(x.shape)
+
+
+@numba.njit(cache=True, boundscheck=False)
+def _merge(state, merged, m):
+    """One level of the tree, compiled: NumPy needs a padded copy and a skewed view per level, three times
+    slower. Block rows t0..t0+m-1 (top) and t0+m..t0+2m-1 (bottom) -> rows t0..t0+2m-1."""
+    planes, n, c = state.shape
+    for p in range(planes):
+        for t0 in range(0, n, 2 * m):
+            for k in range(m):
+                top, bottom = state[p, t0 + k], state[p, t0 + m + k]
+                for extra in range(2):
+                    shift, out = k + extra, merged[p, t0 + 2 * k + extra]
+                    for ch in range(c - shift):
+                        out[ch] = top[ch] + bottom[ch + shift]
+                    for ch in range(max(c - shift, 0), c):
+                        out[ch] = top[ch]
 
 
 def _max_near(x: np.ndarray, rows: int, channels: int) -> np.ndarray:
@@ -138,13 +151,14 @@ class Search:
         SNR units: each bin is the path's sum divided by the noise of a sum of `rows` unit-noise pixels."""
         n, segments = self.rows, self.segments
         x = np.asarray(scans, dtype=np.float32)[:, :n]
-        mirrored = np.stack([x, x[..., ::-1]])  # positive drifts, and negative ones as positive on the mirrored band
-        # steep drifts: shift row r by s * r channels (a skewed view), the tree does the remaining 0..1 per row
-        sheared = np.stack([_skew(mirrored, 0, per_row=s) for s in range(segments)], axis=2)
-        tree = _tree(sheared).reshape(2, len(x), segments * n, x.shape[-1])
         planes = np.empty((len(x), 2 * segments * n - 1, x.shape[-1]), dtype=np.float32)
-        planes[:, : segments * n - 1] = tree[1, :, :0:-1, ::-1]  # steepest negative first; the zero drift once
-        planes[:, segments * n - 1 :] = tree[0]
+        for scan, plane in zip(x, planes):  # one scan at a time: the tree's working set stays in the CPU's cache
+            mirrored = np.stack([scan, scan[:, ::-1]])  # positive drifts, and negative ones on the mirrored band
+            # steep drifts: shift row r by s * r channels (a skewed view), the tree does the remaining 0..1 per row
+            sheared = np.stack([_shear(mirrored, s) for s in range(segments)], axis=1)
+            tree = _tree(sheared).reshape(2, segments * n, x.shape[-1])
+            plane[: segments * n - 1] = tree[1, :0:-1, ::-1]  # steepest negative first; the zero drift once
+            plane[segments * n - 1 :] = tree[0]
         planes *= 1 / np.sqrt(n)
         return planes
 
@@ -167,15 +181,9 @@ class Search:
 
     def _continuous(self, vetoed: np.ndarray) -> float:
         """max over (drift, start channel in scan 0) of the minimum over ON scans along the continued path."""
-        drifts_px_s = self.drift_rates() / self.channel_hz  # channels per second
-        c = vetoed.shape[-1]
         best = vetoed[0].copy()
-        for i, frame in enumerate(ON_FRAMES[1:], start=1):
-            offset = np.rint(drifts_px_s * (frame_start_s(frame) - frame_start_s(ON_FRAMES[0]))).astype(int)
-            idx = np.arange(c)[None, :] + offset[:, None]
-            inside = (idx >= 0) & (idx < c)
-            continued = np.where(inside, vetoed[i][np.arange(len(offset))[:, None], np.clip(idx, 0, c - 1)], 0.0)
-            best = np.minimum(best, continued)
+        for plane, path in zip(vetoed[1:], _continued_paths(self, vetoed.shape[-1])):
+            np.minimum(best, np.append(plane, 0.0)[path], out=best)  # outside the band: the appended zero
         return float(best.max())
 
     def hits(self, scan_plane: np.ndarray, frame: int = 0) -> pd.DataFrame:
@@ -187,6 +195,21 @@ class Search:
         return pd.DataFrame({"frame": frame, "channel": c * self.preprocess.channel_average,
                              "drift_hz_s": self.drift_rates()[d], "snr": scan_plane[d, c]}).sort_values(
             "snr", ascending=False, ignore_index=True)
+
+
+@functools.lru_cache(maxsize=8)
+def _continued_paths(search: Search, channels: int) -> list[np.ndarray]:
+    """For each ON scan after the first, where a path of the de-Doppler plane `(drifts, channels)` starting at
+    (drift, channel) in the first ON scan continues, as indices into that scan's flattened plane (its size,
+    pointing one past the end, when the path has left the band)."""
+    drifts_px_s = search.drift_rates() / search.channel_hz  # channels per second
+    rows = np.arange(len(drifts_px_s))[:, None]
+    paths = []
+    for frame in ON_FRAMES[1:]:
+        offset = np.rint(drifts_px_s * (frame_start_s(frame) - frame_start_s(ON_FRAMES[0]))).astype(int)
+        idx = np.arange(channels)[None, :] + offset[:, None]
+        paths.append(np.where((idx >= 0) & (idx < channels), rows * channels + idx, len(rows) * channels))
+    return paths
 
 
 def score_cadences(root, ids: list[str], side: str = "train", search: Search = Search(), progress: bool = True,

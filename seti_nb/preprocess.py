@@ -77,10 +77,11 @@ class Preprocess:
                 raise ValueError("bandpass='off' needs all six frames of a cadence")
             x = x - time_median(x[list(OFF_FRAMES)].reshape(1, -1, x.shape[-1]))[:, None, :]
         if self.gain:
-            x = x - np.median(x, axis=2, keepdims=True)
+            x = x - median(x)[..., None]
         x = average(x, self.time_average, self.channel_average)
-        centre = np.median(x, axis=(1, 2), keepdims=True)
-        spread = 1.4826 * np.median(np.abs(x - centre), axis=(1, 2), keepdims=True)
+        flat = x.reshape(len(x), -1)
+        centre = median(flat)[:, None, None]
+        spread = 1.4826 * median(np.abs(flat - centre[:, 0]))[:, None, None]
         x = (x - centre) / np.maximum(spread, 1e-6)
         if self.clip:
             np.clip(x, -self.clip, self.clip, out=x)
@@ -88,14 +89,19 @@ class Preprocess:
 
 
 def time_median(x: np.ndarray) -> np.ndarray:
-    """Each channel's median over time, `(frames, rows, channels)` -> `(frames, channels)`: np.median's result,
-    three to four times faster (a partition along contiguous rows; the mean of the two middle values when even)."""
-    rows = np.ascontiguousarray(np.swapaxes(x, 1, 2))
-    k = rows.shape[-1] // 2
-    if rows.shape[-1] % 2:
-        return np.partition(rows, k, axis=-1)[..., k]
-    part = np.partition(rows, (k - 1, k), axis=-1)
-    return (part[..., k - 1] + part[..., k]) / 2
+    """Each channel's median over time, `(frames, rows, channels)` -> `(frames, channels)`."""
+    return median(np.ascontiguousarray(np.swapaxes(x, 1, 2)))
+
+
+def median(x: np.ndarray) -> np.ndarray:
+    """The median along the last axis, exactly np.median's, four to seven times faster: NumPy's partition around
+    one index is vectorised, around two (np.median's way for an even count) it is not; the lower middle value of
+    an even count is the largest of the lower half."""
+    k = x.shape[-1] // 2
+    part = np.partition(x, k, axis=-1)
+    if x.shape[-1] % 2:
+        return part[..., k]
+    return (part[..., :k].max(axis=-1) + part[..., k]) / 2
 
 
 def average(x: np.ndarray, rows: int = 1, channels: int = 1) -> np.ndarray:
