@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .cadence import N_FRAMES
-from .data import cadence_path, load_cadence, read_labels, submission_ids
+from .data import cadence_path, check_files, load_cadence, read_labels, submission_ids
 from .preprocess import Preprocess
 from .runtime import project_dir
 
@@ -71,11 +71,16 @@ def cached_frames(root: str | Path, side: str, preprocess: Preprocess, workers: 
 
     root = Path(root)
     ids = side_ids(root, side)
-    key = fingerprint(root, side, ids, preprocess)
+    try:
+        key = fingerprint(root, side, ids, preprocess)
+    except OSError:
+        check_files(root, ids, side)  # names every missing or unreadable file
+        raise
     where = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:6]
     stem = f"{root.resolve().name}-{where}-{side}-{preprocess.key()}"
     folder = cache_root() / f"{stem}-{key}"
     if not (folder / "frames.npy").is_file():
+        check_files(root, ids, side)  # every bad file named at once, before a minute of work
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)

@@ -448,11 +448,12 @@ def train_and_evaluate(data_dir: str | Path, run: Run = Run(), out_dir: str | Pa
     seed_everything(run.config.seed)
     model = build_model(run.model, in_channels=layout_channels(run.layout), pretrained=run.pretrained)
     fit_items, val_items, test_items = splits(read_labels(data_dir), run.config.seed, limit=run.limit)
-    check_files(data_dir, pd.concat([fit_items, val_items, test_items]).id)
+    if run.preprocess.full_resolution:  # a cached run's files are checked when its cache is built (a changed
+        check_files(data_dir, pd.concat([fit_items, val_items, test_items]).id)  # file rebuilds the cache)
+    train_set, val_set, test_set = datasets(data_dir, run, fit_items, val_items, test_items, progress=progress)
     if val_items.target.nunique() < 2:
         raise ValueError(f"{data_dir}: the validation split holds only one class: its AUC cannot choose an epoch; "
                          "use a data set with more cadences or needles")
-    train_set, val_set, test_set = datasets(data_dir, run, fit_items, val_items, test_items, progress=progress)
     trained = fit(model, train_set, val_set, run.config, out_dir, run.meta(train_set.channels), progress)
     test = test_items.assign(score=predict(model, test_set, run.config.batch_size * 2, run.config.device))
     truth = read_truth(data_dir)

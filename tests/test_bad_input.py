@@ -106,6 +106,8 @@ FAULTS = [
      "check {data}", 1, "truncated: 1000 bytes"),
     ("a bad test file found before training", lambda d: os.truncate(_first(d), 10),
      "train --data {data} --out {tmp}/runs", 2, "unusable cadence files"),
+    ("a missing file found before training", lambda d: _first(d).unlink(),
+     "train --data {data} --out {tmp}/runs", 2, "unusable cadence files"),
     ("existing --out", lambda d: (d / "mine.csv").write_text("keep me"),
      "predict --checkpoint {ckpt} --data {data} --out {data}/mine.csv", 2, "mine.csv: exists"),
     ("--out in a missing folder", None, "predict --checkpoint {ckpt} --data {data} --out {tmp}/no/p.csv", 2,
