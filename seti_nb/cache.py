@@ -91,7 +91,7 @@ def cached_frames(root: str | Path, side: str, preprocess: Preprocess, workers: 
         jobs = [(tmp / "frames.npy", root, side, ids[i:i + chunk], i, preprocess) for i in range(0, len(ids), chunk)]
         workers = min(workers or os.cpu_count() or 1, len(jobs), 8)  # threads: numpy releases the GIL
         bar = progress_bar(total=len(ids), desc=f"caching {side} cadences ({preprocess.key()})", unit="cadence",
-                   disable=not progress)
+                           disable=not progress)
         try:
             with ThreadPoolExecutor(workers) as pool:
                 for n in pool.map(_fill, jobs):

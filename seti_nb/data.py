@@ -299,9 +299,9 @@ class CadenceDataset:
     """A torch Dataset over one side of a Kaggle-layout folder: preprocessed cadences in a chosen layout.
 
     `items` has an `id` column and, for labelled data, `target`. Reduced resolutions come from the training
-    cache (built on first use, `seti_nb.cache`); full resolution streams from the files. `transform` (a callable
-    on the six preprocessed scans, float32 `(6, rows, channels)`, for augmentation; it must not write into them) is
-    given by whoever builds the training set.
+    cache (built on first use, `seti_nb.cache`); full resolution streams from the files, header-checked first.
+    `transform` (a callable on the six preprocessed scans, float32 `(6, rows, channels)`, for augmentation; it must
+    not write into them) is given by whoever builds the training set.
     """
 
     def __init__(self, root: str | Path, items: pd.DataFrame, layout: str = "frames", preprocess=None,
@@ -323,6 +323,8 @@ class CadenceDataset:
             if missing:
                 raise DataError(f"{root}: {len(missing)} ids not on its {side} side, first: {missing[0]}")
             self.rows = np.array([index[i] for i in self.items.id], dtype=np.int64)
+        else:  # streamed: every file it will read is header-checked now (a cache checks them when it is built)
+            check_files(root, self.items.id, side)
         self._frames = None
 
     def __len__(self) -> int:

@@ -320,7 +320,7 @@ def synthesize(out: str | os.PathLike, config: SynthConfig = SynthConfig(), work
         for h in "0123456789abcdef":
             (out / side / h).mkdir(parents=True, exist_ok=True)
     bar = progress_bar(total=len(items), initial=len(items) - remaining,
-               desc="synthesizing cadences", unit="cadence", disable=not progress)
+                       desc="synthesizing cadences", unit="cadence", disable=not progress)
     with bar:  # Ctrl-C or a failure stops every worker at once; the finished chunks stay
         parallel_map(_make_chunk, todo, workers, ordered=False, each=bar.update)
     truth = pd.concat([pd.read_csv(p, dtype={"id": str, "on_frames": str, "backgrounds": str})

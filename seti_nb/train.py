@@ -440,7 +440,7 @@ def train_and_evaluate(data_dir: str | Path, run: Run = Run(), out_dir: str | Pa
 
     Writes `best.pt`, `history.csv`, `metrics.json` and `test_scores.csv` into `out_dir` when given.
     """
-    from .data import check_files, layout_channels, read_labels, read_truth
+    from .data import layout_channels, read_labels, read_truth
     from .models import build_model
 
     start = time.perf_counter()
@@ -448,8 +448,6 @@ def train_and_evaluate(data_dir: str | Path, run: Run = Run(), out_dir: str | Pa
     seed_everything(run.config.seed)
     model = build_model(run.model, in_channels=layout_channels(run.layout), pretrained=run.pretrained)
     fit_items, val_items, test_items = splits(read_labels(data_dir), run.config.seed, limit=run.limit)
-    if run.preprocess.full_resolution:  # a cached run's files are checked when its cache is built (a changed
-        check_files(data_dir, pd.concat([fit_items, val_items, test_items]).id)  # file rebuilds the cache)
     train_set, val_set, test_set = datasets(data_dir, run, fit_items, val_items, test_items, progress=progress)
     if val_items.target.nunique() < 2:
         raise ValueError(f"{data_dir}: the validation split holds only one class: its AUC cannot choose an epoch; "

@@ -108,6 +108,8 @@ FAULTS = [
      "train --data {data} --out {tmp}/runs", 2, "unusable cadence files"),
     ("a missing file found before training", lambda d: _first(d).unlink(),
      "train --data {data} --out {tmp}/runs", 2, "unusable cadence files"),
+    ("a bad file found before streaming at full resolution", lambda d: os.truncate(_first(d), 10),
+     "train --data {data} --time-average 1 --channel-average 1 --out {tmp}/runs", 2, "unusable cadence files"),
     ("existing --out", lambda d: (d / "mine.csv").write_text("keep me"),
      "predict --checkpoint {ckpt} --data {data} --out {data}/mine.csv", 2, "mine.csv: exists"),
     ("--out in a missing folder", None, "predict --checkpoint {ckpt} --data {data} --out {tmp}/no/p.csv", 2,
