@@ -6,7 +6,8 @@ Prints cadences/s into the training loop (a DataLoader of batches of 64) for: a 
 file and the preprocessing per item, in one process); the same preprocessing streamed from the files by
 CadenceDataset (as at full resolution); and CadenceDataset reading the training cache (built first if absent, its
 build rate printed). Then images/s of one training step (forward, backward, AdamW) of every model of the workbook
-at the quick profile's input (8 rows x 2 channels averaged).
+at the quick profile's input (8 rows x 2 channels averaged), in float32 and in the mixed precision `fit` picks
+(`training_dtype`: bfloat16 on a CPU with AMX, except for depthwise convolutions).
 """
 
 import argparse
@@ -18,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from seti_nb.data import CadenceDataset, cadence_path, layout_channels, read_labels, to_layout
 from seti_nb.models import build_model
-from seti_nb.train import QUICK_PREPROCESS
+from seti_nb.train import QUICK_PREPROCESS, training_dtype
 from seti_nb.workbook import ensure_data
 
 
@@ -45,7 +46,7 @@ def loading_rate(dataset, batches: int) -> float:
     return n / (time.perf_counter() - start)
 
 
-def training_rate(model, shape, batch=64, steps=4):
+def training_rate(model, shape, dtype=None, batch=64, steps=4):
     x, y = torch.randn(batch, *shape).contiguous(memory_format=torch.channels_last), torch.zeros(batch, 1)
     model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters())
@@ -54,7 +55,9 @@ def training_rate(model, shape, batch=64, steps=4):
         if i == 1:
             start = time.perf_counter()
         optimizer.zero_grad()
-        loss_fn(model(x), y).backward()
+        with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+            out = model(x)
+        loss_fn(out.float(), y).backward()
         optimizer.step()
     return steps * batch / (time.perf_counter() - start)
 
@@ -80,10 +83,15 @@ def main():
     frame = np.zeros((6, *prep.frame_shape), np.float32)
     for name, layout in (("cadence-cnn", "frames"), ("small-cnn", "frames"), ("small-cnn", "all_stack"),
                          ("timm:tf_efficientnet_lite0", "contrast"), ("efficientnet-b0", "on_stack")):
-        torch.manual_seed(0)
         shape = to_layout(frame, layout).shape
-        rate = training_rate(build_model(name, in_channels=layout_channels(layout)), shape)
-        print(f"training {name} on {layout} {'x'.join(map(str, shape))}: {rate:.0f} images/s")
+        rates = {}
+        for precision in ("fp32", "auto"):
+            torch.manual_seed(0)
+            model = build_model(name, in_channels=layout_channels(layout))
+            dtype = training_dtype(model, "cpu", precision)
+            rates[str(dtype).replace("torch.", "") if dtype else "float32"] = training_rate(model, shape, dtype)
+        print(f"training {name} on {layout} {'x'.join(map(str, shape))}: "
+              + " | ".join(f"{rate:.0f} images/s in {kind}" for kind, rate in rates.items()))
 
 
 if __name__ == "__main__":

@@ -74,8 +74,8 @@ def _train(args) -> int:
     pick_device(args.device)  # an absent GPU is named before anything else happens
     data = ensure_data(args.data or "")
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, sampler=args.sampler,
-                         loss=args.loss, scheduler=args.scheduler, device=args.device, num_workers=args.workers,
-                         seed=args.seed)
+                         loss=args.loss, scheduler=args.scheduler, device=args.device, precision=args.precision,
+                         num_workers=args.workers, seed=args.seed)
     preprocess = Preprocess(args.bandpass, args.time_average, args.channel_average, args.clip, args.gain)
     run = Run(args.model, args.layout, preprocess, args.pretrained, args.augment, args.interference, args.limit,
               config)
@@ -131,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .data import LAYOUTS
     from .preprocess import BANDPASS
     from .runner import PROFILES
-    from .train import LOSSES, SAMPLERS, SCHEDULERS
+    from .train import LOSSES, PRECISIONS, SAMPLERS, SCHEDULERS
 
     parser = argparse.ArgumentParser(prog="seti-nb", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -187,6 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=0, help="train on a stratified subset of this many cadences")
     p.add_argument("--fpr", type=_share, default=0.01, help="false-positive rate for the recall figure")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--precision", choices=list(PRECISIONS), default="auto",
+                   help="auto: mixed precision where it is faster (CUDA; a CPU with AMX); fp32: none")
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None, help="where the new run folder goes (default: runs/)")

@@ -24,6 +24,7 @@ from .runtime import pick_device, progress_bar, seed_everything
 SAMPLERS = ("plain", "oversample", "hybrid")
 LOSSES = ("bce", "weighted", "focal")
 SCHEDULERS = ("constant", "step", "cosine", "onecycle")
+PRECISIONS = ("auto", "fp32")
 
 
 @dataclass
@@ -41,6 +42,7 @@ class TrainConfig:
     mixup: float = 0.0  # Beta(a, a) mixup with the OR label (a needle mixed in stays a needle); 0 = off
     early_stopping: int = 0  # stop after this many epochs without a better validation AUC; 0 = off
     device: str = "auto"
+    precision: str = "auto"  # auto (mixed precision where it is faster: see `training_dtype`) | fp32
     num_workers: int = 0
     seed: int = 0
 
@@ -50,7 +52,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a whole number of at least 1, got {getattr(self, name)!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
-        for value, allowed in ((self.sampler, SAMPLERS), (self.loss, LOSSES), (self.scheduler, SCHEDULERS)):
+        for value, allowed in ((self.sampler, SAMPLERS), (self.loss, LOSSES), (self.scheduler, SCHEDULERS),
+                               (self.precision, PRECISIONS)):
             if value not in allowed:
                 raise ValueError(f"{value!r} is not one of {allowed}")
 
@@ -132,6 +135,23 @@ def _scheduler(optimizer, config: TrainConfig, steps_per_epoch: int):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config, steps_per_epoch))
 
 
+def training_dtype(model: nn.Module, device: str, precision: str = "auto") -> torch.dtype | None:
+    """The mixed-precision type of a training step, or None for float32 throughout.
+
+    `auto`: float16 on CUDA (with gradient scaling); bfloat16 on a CPU with AMX, Intel's matrix units (a training
+    step 1.4-2x faster here), unless the model has depthwise convolutions, whose bfloat16 backward is slower than
+    float32 on a CPU (2.4x slower for EfficientNet-Lite0 here). Scoring stays float32 on a CPU, so a
+    checkpoint's scores do not depend on the CPU it runs on.
+    """
+    if precision == "fp32":
+        return None
+    if device == "cuda":
+        return torch.float16
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
+    depthwise = any(isinstance(m, nn.Conv2d) and m.groups > 1 for m in model.modules())
+    return torch.bfloat16 if amx and not depthwise else None
+
+
 def _loader(dataset, config: TrainConfig, balanced: bool, shuffle: bool, epoch: int) -> DataLoader:
     generator = torch.Generator().manual_seed(config.seed * 1000 + epoch)
     sampler = None
@@ -198,13 +218,13 @@ class _Epochs:
 
     def __init__(self, model, train_set, config: TrainConfig, progress: bool):
         self.config, self.device = config, pick_device(config.device)
-        self.cuda = self.device == "cuda"
         self.model = model.to(self.device, memory_format=torch.channels_last)
         self.loss = make_loss(config, train_set.targets, self.device)
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.steps = math.ceil(len(train_set) / config.batch_size)
         self.scheduler = _scheduler(self.optimizer, config, self.steps)
-        self.scaler = torch.amp.GradScaler(enabled=self.cuda)
+        self.dtype = training_dtype(model, self.device, config.precision)
+        self.scaler = torch.amp.GradScaler(enabled=self.dtype == torch.float16)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.lrs: list[float] = []
         self.bar = progress_bar(total=config.epochs * self.steps, desc="training", unit="batch", disable=not progress)
@@ -215,7 +235,7 @@ class _Epochs:
         x, y = _prepare(x, self.device), y.to(self.device)
         if self.config.mixup > 0:
             x, y = mixup_or(x, y, self.config.mixup, self.generator)
-        with torch.autocast(self.device, enabled=self.cuda):
+        with torch.autocast(self.device, dtype=self.dtype, enabled=self.dtype is not None):
             logit = self.model(x).squeeze(1)
             loss = self.loss(logit.float(), y)
         self.optimizer.zero_grad(set_to_none=True)
@@ -264,7 +284,8 @@ def fit(model: nn.Module, train_set, val_set, config: TrainConfig, out_dir: str 
 
     The validation data are never resampled or augmented (augmentation is the training set's own transform).
     The best epoch by validation AUC is saved to `out_dir/best.pt` (atomically) with `meta` and the config, and
-    its weights are loaded back into `model` at the end. On CUDA: mixed precision. Seeded: CPU runs repeat.
+    its weights are loaded back into `model` at the end. Mixed precision where it is faster (`training_dtype`).
+    Seeded: CPU runs repeat.
     """
     if len(set(val_set.targets.astype(int))) < 2:
         raise ValueError("the validation split holds only one class: its AUC cannot choose an epoch; "

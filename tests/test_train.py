@@ -21,6 +21,7 @@ from seti_nb.train import (
     mixup_or,
     model_from_checkpoint,
     predict,
+    training_dtype,
 )
 
 COARSE = Preprocess("scan", time_average=16, channel_average=8, clip=20)  # 17 x 32 per scan: fast tests
@@ -35,9 +36,10 @@ def small_sets(synth_data):
     return make, train, val
 
 
-def test_same_seed_same_cpu_results(small_sets, tmp_path):
+@pytest.mark.parametrize("precision", ["auto", "fp32"])  # auto: bfloat16 on a CPU with AMX
+def test_same_seed_same_cpu_results(small_sets, precision):
     make, train, val = small_sets
-    config = TrainConfig(epochs=2, batch_size=8, seed=3, sampler="plain", scheduler="constant")
+    config = TrainConfig(epochs=2, batch_size=8, seed=3, sampler="plain", scheduler="constant", precision=precision)
     runs = []
     for _ in range(2):
         torch.manual_seed(123)  # a different global state must not matter: fit seeds itself
@@ -47,6 +49,19 @@ def test_same_seed_same_cpu_results(small_sets, tmp_path):
     pd.testing.assert_frame_equal(runs[0][0][cols], runs[1][0][cols])
     for a, b in zip(runs[0][1].parameters(), runs[1][1].parameters()):
         assert torch.equal(a, b)
+
+
+def test_mixed_precision_only_where_it_is_faster(monkeypatch):
+    small, lite0 = build_model("small-cnn"), build_model(f"timm:{LITE0_TIMM}")
+    assert training_dtype(small, "cuda") == training_dtype(lite0, "cuda") == torch.float16
+    assert training_dtype(small, "cuda", "fp32") is None
+    for amx in (True, False):
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda amx=amx: amx)
+        assert training_dtype(small, "cpu") == (torch.bfloat16 if amx else None)
+        assert training_dtype(lite0, "cpu") is None  # depthwise convolutions: bfloat16 is slower on a CPU
+        assert training_dtype(small, "cpu", "fp32") is None
+    with pytest.raises(ValueError, match="fp64"):
+        TrainConfig(precision="fp64")
 
 
 class Recording(CadenceDataset):
