@@ -14,7 +14,7 @@ from functools import partial
 
 import pandas as pd
 
-from seti_nb import data, dedoppler, filters, metrics
+from seti_nb import data, dedoppler, filters, metrics, study
 from seti_nb.runtime import workers
 from seti_nb.workbook import ensure_data
 
@@ -35,19 +35,18 @@ def main():
     args = parser.parse_args()
     root = ensure_data(args.data)
     labels = data.read_labels(root)
-    test = data.split(labels, 0.3, 0)[1]
-    test = data.stratified_sample(test, args.n, 0) if args.n else test
+    test = study.search_sample(labels, 0, args.n)
     ids = test.id.tolist()
-    study, study_rate = timed(partial(filters.on_off_scores, settings=BEST_FILTER), root, ids, "study filter")
+    best_filter, filter_rate = timed(partial(filters.on_off_scores, settings=BEST_FILTER), root, ids, "study filter")
     search = dedoppler.Search()
     ours, ours_rate = timed(search.score, root, ids, "de-Doppler")
     turbo, turbo_rate = timed(dedoppler.turboseti_scores, root, ids, "turboSETI")
-    scores = {**{name: study[name].to_numpy() for name in study},
+    scores = {**{name: best_filter[name].to_numpy() for name in best_filter},
               **{f"de-Doppler, level {k[-1]}": ours[k].to_numpy() for k in ours},
               **{f"turboSETI, level {k[-1]}": turbo[k].to_numpy() for k in turbo}}
-    rates = {**dict.fromkeys(study, study_rate), **{n: ours_rate for n in scores if "de-Doppler" in n},
+    rates = {**dict.fromkeys(best_filter, filter_rate), **{n: ours_rate for n in scores if "de-Doppler" in n},
              **{n: turbo_rate for n in scores if "turboSETI" in n}}
-    table = metrics.score_table(test.target, scores, args.fpr, 0).assign(cadences_per_s=pd.Series(rates))
+    table = metrics.evaluation_table(test.target, scores, 0).assign(cadences_per_s=pd.Series(rates))
     pd.set_option("display.width", 200)
     print(f"{len(test)} test cadences, {int(test.target.sum())} needles; recall at {args.fpr:.0%} FPR; "
           "cadences/s per process\n")

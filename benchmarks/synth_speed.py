@@ -7,7 +7,8 @@ import argparse
 import tempfile
 import time
 
-from seti_nb.synth import SynthConfig, synthesize
+from seti_nb.config import SynthConfig
+from seti_nb.synth import synthesize
 
 
 def main():

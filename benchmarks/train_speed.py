@@ -17,9 +17,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from seti_nb.data import CadenceDataset, cadence_path, layout_channels, read_labels, to_layout
+from seti_nb.config import QUICK_PREPROCESS
+from seti_nb.data import cadence_path, read_labels
+from seti_nb.dataset import CadenceDataset, layout_channels, to_layout
 from seti_nb.models import build_model
-from seti_nb.train import QUICK_PREPROCESS, training_dtype
+from seti_nb.train import training_dtype
 from seti_nb.workbook import ensure_data
 
 

@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 
 from .cadence import N_FRAMES
-from .data import cadence_path, check_files, load_cadence, read_labels, submission_ids
+from .data import cadence_path, check_files, read_cadence, side_ids
 from .preprocess import Preprocess
-from .runtime import project_dir
+from .runtime import progress_bar, project_dir
 
 CACHE_VERSION = 1
 
@@ -33,13 +33,6 @@ def cache_root() -> Path:
         return Path(os.environ["SETI_NB_CACHE"])
     checkout = project_dir()
     return checkout / "data" / "cache" if checkout else Path.home() / ".cache" / "seti-nb"
-
-
-def side_ids(root: str | Path, side: str) -> list[str]:
-    """The cadences of one side: the label file's ids (`train`), or the listed test files present (`test`)."""
-    if side == "train":
-        return read_labels(root).id.tolist()
-    return [i for i in submission_ids(root) if cadence_path(root, i, side).is_file()]
 
 
 def fingerprint(root: str | Path, side: str, ids: list[str], preprocess: Preprocess) -> str:
@@ -59,7 +52,7 @@ def _fill(args) -> int:
     path, root, side, ids, start, preprocess = args
     frames = np.load(path, mmap_mode="r+", allow_pickle=False)
     for i, cadence_id in enumerate(ids, start):
-        frames[i] = preprocess(load_cadence(cadence_path(root, cadence_id, side)))
+        frames[i] = preprocess(read_cadence(root, cadence_id, side))
     frames.flush()
     return len(ids)
 
@@ -67,8 +60,6 @@ def _fill(args) -> int:
 def cached_frames(root: str | Path, side: str, preprocess: Preprocess, workers: int | None = None,
                   progress: bool = True) -> tuple[Path, dict[str, int]]:
     """The cache file of `root`'s `side` under `preprocess` (built on first use) and each id's row in it."""
-    from .runtime import progress_bar
-
     root = Path(root)
     ids = side_ids(root, side)
     try:

@@ -1,11 +1,22 @@
-"""The `seti-nb` command line: synth, check, run, train, predict, dedoppler."""
+"""The `seti-nb` command line: synth, check, run, train, predict, dedoppler.
+
+Options and defaults come from the library's own settings (`config`, `Preprocess`, the search), so the command
+and the library never disagree. Start-up is kept short on purpose: this module imports only those light settings;
+each command imports the heavy modules it needs (torch, the search, papermill) when it runs, and the options of
+a command are built only when that command is named, so `seti-nb --help` and a wrong option answer at once.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import signal
 import sys
 import time
 from pathlib import Path
+
+from .config import DEVICES, LAYOUTS, LOSSES, PRECISIONS, PROFILES, SAMPLERS, SCHEDULERS, Run, SynthConfig, TrainConfig
+from .preprocess import BANDPASS
 
 
 def _count(text: str) -> int:
@@ -30,8 +41,10 @@ def _share(text: str) -> float:
     return value
 
 
+# ---- the commands -------------------------------------------------------------------------------------
+
 def _synth(args) -> int:
-    from .synth import SynthConfig, synthesize
+    from .synth import synthesize
 
     config = SynthConfig(n=args.n, seed=args.seed, positive_fraction=args.positive_fraction,
                          test_fraction=args.test_fraction)
@@ -64,26 +77,24 @@ def _run(args) -> int:
 
 
 def _train(args) -> int:
-    import json
-
     from .preprocess import Preprocess
     from .runtime import new_folder, pick_device, runs_dir
-    from .train import Run, TrainConfig, train_and_evaluate
+    from .study import train_and_evaluate
     from .workbook import ensure_data
 
-    pick_device(args.device)  # an absent GPU is named before anything else happens
-    data = ensure_data(args.data or "")
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, sampler=args.sampler,
                          loss=args.loss, scheduler=args.scheduler, device=args.device, precision=args.precision,
                          num_workers=args.workers, seed=args.seed)
     preprocess = Preprocess(args.bandpass, args.time_average, args.channel_average, args.clip, args.gain)
     run = Run(args.model, args.layout, preprocess, args.pretrained, args.augment, args.interference, args.limit,
               config)
+    pick_device(args.device)  # an absent GPU is named before anything else happens
+    data = ensure_data(args.data or "")
     parent = args.out or runs_dir()
     made_parent = not parent.exists()
     out = new_folder(parent, f"train-{args.model.replace(':', '-')}-{time.strftime('%Y%m%d-%H%M%S')}")
     try:
-        result = train_and_evaluate(data, run, out, fpr=args.fpr)
+        result = train_and_evaluate(data, run, out)
     except BaseException:
         if not any(out.iterdir()):  # a run that wrote nothing leaves no folder
             out.rmdir()
@@ -97,7 +108,7 @@ def _train(args) -> int:
 
 def _predict(args) -> int:
     from .runtime import check_new_file, pick_device, write_new_csv
-    from .train import score_folder
+    from .study import score_folder
 
     check_new_file(args.out)
     pick_device(args.device)
@@ -111,124 +122,169 @@ def _predict(args) -> int:
 def _dedoppler(args) -> int:
     import pandas as pd
 
-    from .cache import side_ids
+    from .data import side_ids
     from .dedoppler import Search, score_cadences
     from .runtime import check_new_file, write_new_csv
 
+    search = Search(max_drift_hz_s=args.max_drift, threshold=args.threshold)
     check_new_file(args.out)
     side = args.split or ("test" if (args.data / "test").is_dir() else "train")
     ids = side_ids(args.data, side)
     if not ids:
         raise FileNotFoundError(f"{args.data}: no {side} cadences to score")
-    search = Search(max_drift_hz_s=args.max_drift, threshold=args.threshold)
     scores = score_cadences(args.data, ids, side, search, processes=args.workers)
     write_new_csv(pd.DataFrame({"id": ids, "target": scores[f"level{args.level}"]}), args.out)
     print(f"scored {len(ids)} {side} cadences with the de-Doppler search (level {args.level}) -> {args.out}")
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from .data import LAYOUTS
-    from .preprocess import BANDPASS
-    from .runner import PROFILES
-    from .train import LOSSES, PRECISIONS, SAMPLERS, SCHEDULERS
+# ---- their options ------------------------------------------------------------------------------------
 
-    parser = argparse.ArgumentParser(prog="seti-nb", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("synth", help="write a synthetic data set in the Kaggle layout")
+def _synth_options(p) -> None:
+    default = SynthConfig()
     p.add_argument("out", type=Path, help="new (or empty) output folder")
-    p.add_argument("--n", type=_count, default=2000, help="training cadences (default 2000)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--positive-fraction", type=_share, default=0.1, help="share of needles (default 0.1)")
-    p.add_argument("--test-fraction", type=_share, default=0.1,
-                   help="unlabelled test cadences, as a share of --n (default 0.1)")
+    p.add_argument("--n", type=_count, default=default.n, help="training cadences (default %(default)s)")
+    p.add_argument("--seed", type=int, default=default.seed)
+    p.add_argument("--positive-fraction", type=_share, default=default.positive_fraction,
+                   help="share of needles (default %(default)s)")
+    p.add_argument("--test-fraction", type=_share, default=default.test_fraction,
+                   help="unlabelled test cadences, as a share of --n (default %(default)s)")
     p.add_argument("--workers", type=_count, default=None, help="processes (default: one per core)")
-    p.set_defaults(func=_synth)
 
-    p = sub.add_parser("check", help="validate a Kaggle-layout data folder")
+
+def _check_options(p) -> None:
     p.add_argument("data", type=Path)
-    p.set_defaults(func=_check)
 
-    p = sub.add_parser("run", help="execute the notebooks in order with papermill into a new run folder")
+
+def _run_options(p) -> None:
     p.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="number (03), stem or path; default: all")
-    p.add_argument("--profile", choices=list(PROFILES), default="quick",
+    p.add_argument("--profile", choices=PROFILES, default="quick",
                    help="quick: the parameters cells, sized for a CPU; full: notebooks/params/full.yaml")
     p.add_argument("--data", type=Path, default=None, help="a Kaggle-layout folder (default: the synthetic set)")
     p.add_argument("--out", type=Path, default=None, help="where the new run folder goes (default: runs/)")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.set_defaults(func=_run)
+    p.add_argument("--device", choices=DEVICES, default="auto")
 
-    p = sub.add_parser("train", help="train on the 70 %% split, evaluate on the 30 %% test split")
+
+def _train_options(p) -> None:
+    run, prep, config = Run(), Run().preprocess, Run().config
     p.add_argument("--data", type=Path, default=None, help="a Kaggle-layout folder (default: the synthetic set)")
-    p.add_argument("--model", default="cadence-cnn",
+    p.add_argument("--model", default=run.model,
                    help="cadence-cnn (default), small-cnn, efficientnet-b0 .. efficientnet-b7, or timm:<name> "
                         "(timm:tf_efficientnet_lite0)")
     p.add_argument("--pretrained", action="store_true", help="start from ImageNet weights (local files only)")
-    p.add_argument("--layout", choices=list(LAYOUTS), default="frames",
+    p.add_argument("--layout", choices=list(LAYOUTS), default=run.layout,
                    help="; ".join(f"{k}: {v}" for k, v in LAYOUTS.items()).replace("%", "%%"))
-    p.add_argument("--bandpass", choices=list(BANDPASS), default="off",
-                   help="remove each channel's median over time of the OFF scans (default), of each scan, or nothing")
-    p.add_argument("--gain", action=argparse.BooleanOptionalAction, default=True,
-                   help="remove each row's median over channels: gain drifts, broadband bursts (default on)")
-    p.add_argument("--time-average", type=_count, default=8, help="rows averaged into one (1: full resolution)")
-    p.add_argument("--channel-average", type=_count, default=2, help="channels averaged into one (1: all 256)")
-    p.add_argument("--clip", type=float, default=20.0, help="clip at this many noise sigmas (0: off)")
-    p.add_argument("--epochs", type=_count, default=6)
-    p.add_argument("--batch-size", type=_count, default=64)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--sampler", choices=list(SAMPLERS), default="oversample")
-    p.add_argument("--loss", choices=list(LOSSES), default="bce")
-    p.add_argument("--scheduler", choices=list(SCHEDULERS), default="onecycle")
-    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
-                   help="frequency flip and shift on training data (default on)")
-    p.add_argument("--interference", type=_share, default=0.4,
+    p.add_argument("--bandpass", choices=BANDPASS, default=prep.bandpass,
+                   help="remove each channel's median over time of the OFF scans, of each scan, or nothing "
+                        "(default %(default)s)")
+    p.add_argument("--gain", action=argparse.BooleanOptionalAction, default=prep.gain,
+                   help="remove each row's median over channels: gain drifts, broadband bursts")
+    p.add_argument("--time-average", type=_count, default=prep.time_average,
+                   help="rows averaged into one (1: full resolution; default %(default)s)")
+    p.add_argument("--channel-average", type=_count, default=prep.channel_average,
+                   help="channels averaged into one (1: all 256; default %(default)s)")
+    p.add_argument("--clip", type=float, default=prep.clip, help="clip at this many noise sigmas (0: off; "
+                                                                  "default %(default)s)")
+    p.add_argument("--epochs", type=_count, default=config.epochs)
+    p.add_argument("--batch-size", type=_count, default=config.batch_size)
+    p.add_argument("--lr", type=float, default=config.lr)
+    p.add_argument("--sampler", choices=SAMPLERS, default=config.sampler)
+    p.add_argument("--loss", choices=LOSSES, default=config.loss)
+    p.add_argument("--scheduler", choices=SCHEDULERS, default=config.scheduler)
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=run.augment,
+                   help="frequency flip and shift on training data")
+    p.add_argument("--interference", type=_share, default=run.interference,
                    help="with --augment: the chance of adding a partial-band burst and wide emission to a scan")
-    p.add_argument("--limit", type=int, default=0, help="train on a stratified subset of this many cadences")
-    p.add_argument("--fpr", type=_share, default=0.01, help="false-positive rate for the recall figure")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.add_argument("--precision", choices=list(PRECISIONS), default="auto",
+    p.add_argument("--limit", type=int, default=run.limit, help="train on a stratified subset of this many cadences")
+    p.add_argument("--device", choices=DEVICES, default=config.device)
+    p.add_argument("--precision", choices=PRECISIONS, default=config.precision,
                    help="auto: mixed precision where it is faster (CUDA; a CPU with AMX); fp32: none")
-    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=config.num_workers, help="DataLoader worker processes")
+    p.add_argument("--seed", type=int, default=config.seed)
     p.add_argument("--out", type=Path, default=None, help="where the new run folder goes (default: runs/)")
-    p.set_defaults(func=_train)
 
-    p = sub.add_parser("dedoppler", help="score a Kaggle-layout folder with the classical de-Doppler search")
-    p.add_argument("--data", type=Path, required=True)
+
+def _side_option(p) -> None:
     p.add_argument("--split", choices=["train", "test"], default=None,
                    help="which side to score (default: test where a test/ folder exists, else train)")
+
+
+def _dedoppler_options(p) -> None:
+    from .dedoppler import Search
+
+    default = Search()
+    p.add_argument("--data", type=Path, required=True)
+    _side_option(p)
     p.add_argument("--out", type=Path, required=True, help="a new CSV file (id,target)")
     p.add_argument("--level", type=int, choices=[1, 2, 3], default=3,
                    help="1: strongest ON signal; 2: in an ON scan, not in the OFF scans; 3: in every ON scan, "
                         "continuous in time, not in the OFF scans (default)")
-    p.add_argument("--max-drift", type=float, default=4.0, help="largest drift rate searched, Hz/s (default 4)")
-    p.add_argument("--threshold", type=float, default=10.0, help="hit SNR; OFF signals above it veto (default 10)")
+    p.add_argument("--max-drift", type=float, default=default.max_drift_hz_s,
+                   help="largest drift rate searched, Hz/s (default %(default)s)")
+    p.add_argument("--threshold", type=float, default=default.threshold,
+                   help="hit SNR; OFF signals above it veto (default %(default)s)")
     p.add_argument("--workers", type=_count, default=None, help="processes (default: one per core)")
-    p.set_defaults(func=_dedoppler)
 
-    p = sub.add_parser("predict", help="score a Kaggle-layout folder; writes id,target like a submission")
+
+def _predict_options(p) -> None:
     p.add_argument("--checkpoint", type=Path, required=True)
     p.add_argument("--data", type=Path, required=True)
-    p.add_argument("--split", choices=["train", "test"], default=None,
-                   help="which side to score (default: test where a test/ folder exists, else train)")
+    _side_option(p)
     p.add_argument("--out", type=Path, required=True, help="a new CSV file")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.set_defaults(func=_predict)
+    p.add_argument("--device", choices=DEVICES, default="auto")
+
+
+COMMANDS = {  # name: (what it does, its options, the command)
+    "synth": ("write a synthetic data set in the Kaggle layout", _synth_options, _synth),
+    "check": ("validate a Kaggle-layout data folder", _check_options, _check),
+    "run": ("execute the notebooks in order with papermill into a new run folder", _run_options, _run),
+    "train": ("train on the 70 %% split, evaluate on the 30 %% test split", _train_options, _train),
+    "dedoppler": ("score a Kaggle-layout folder with the classical de-Doppler search", _dedoppler_options,
+                  _dedoppler),
+    "predict": ("score a Kaggle-layout folder; writes id,target like a submission", _predict_options, _predict),
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command; the options of `command` alone are built (none for `seti-nb --help`)."""
+    parser = argparse.ArgumentParser(prog="seti-nb", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (what, options, run) in COMMANDS.items():
+        p = sub.add_parser(name, help=what, description=what)
+        if name == command:
+            options(p)
+        p.set_defaults(func=run)
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised like Ctrl-C so that whatever a command is writing is cleaned up on the way out."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if not a.startswith("-")), None)
+    name = f"seti-nb {command}" if command in COMMANDS else "seti-nb"
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
+        args = build_parser(command).parse_args(argv)
         return args.func(args)
     except KeyboardInterrupt:
-        hint = "; the same command finishes it" if args.command == "synth" else ""
-        print(f"seti-nb {args.command}: interrupted{hint}", file=sys.stderr)
+        hint = "; the same command finishes it" if command == "synth" else ""
+        print(f"{name}: interrupted{hint}", file=sys.stderr)
         return 130
+    except Terminated:
+        print(f"{name}: terminated", file=sys.stderr)
+        return 143
     except (OSError, ValueError, RuntimeError) as e:  # DataError is a ValueError; PermissionError an OSError
-        print(f"seti-nb {args.command}: error: {e}", file=sys.stderr)
+        print(f"{name}: error: {e}", file=sys.stderr)
         return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -1,27 +1,24 @@
-"""Reading the Kaggle layout: labels, cadence files with clear errors, splits, folds, a torch Dataset."""
+"""Reading the Kaggle layout: label files, cadence files with clear errors, the ids of each side, an unfinished
+synthesis, and the check of a whole data set. Everything that reads a data folder goes through here."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .cadence import CADENCE_SHAPE, N_FRAMES, OFF_FRAMES, ON_FRAMES
+from .cadence import CADENCE_SHAPE
+from .runtime import parallel_map, progress_bar
 
 DTYPES = (np.float16, np.float32)  # Kaggle ships float16; float32 copies are accepted
 ID_PATTERN = re.compile(r"^[0-9a-f]{15}$")
-# How a model sees a cadence (all from the six preprocessed scans):
-LAYOUTS = {
-    "frames": "the six scans as six aligned channels (6 x rows x channels)",
-    "contrast": "each ON scan minus the OFF scan after it, as three channels (3 x rows x channels)",
-    "on_stack": "the three ON scans one above the other, one channel (1 x 3 rows x channels)",
-    "all_stack": "all six scans one above the other, one channel (1 x 6 rows x channels)",
-    "on_channels": "the three ON scans as three channels (3 x rows x channels)",
-}
+UNFINISHED = ".synth-unfinished.json"  # present while a synthesis is under way (or was interrupted)
 
 
 class DataError(ValueError):
@@ -96,6 +93,11 @@ def load_cadence(path: str | Path, frames=None) -> np.ndarray:
     return data
 
 
+def read_cadence(root: str | Path, cadence_id: str, side: str = "train", frames=None) -> np.ndarray:
+    """Cadence `cadence_id` of `root`'s `side`, float32 (see `load_cadence`)."""
+    return load_cadence(cadence_path(root, cadence_id, side), frames)
+
+
 def check_files(root: str | Path, ids, side: str = "train") -> None:
     """The fast header check of every file a run will read (existence, shape, dtype, size), before the run:
     a bad file is named now, not after an hour of training. Raises DataError listing the faults."""
@@ -113,7 +115,7 @@ def read_labels(root: str | Path, name: str = "train_labels.csv") -> pd.DataFram
     if not path.is_file():
         raise DataError(f"{path}: label file not found (expected the Kaggle layout: train_labels.csv, train/)")
     try:
-        labels = pd.read_csv(path, dtype={"id": str})
+        labels = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
     except Exception as e:
         raise DataError(f"{path}: not a readable CSV ({e})") from e
     if list(labels.columns) != ["id", "target"]:
@@ -140,12 +142,14 @@ def _id_problems(ids: pd.Series) -> list[str]:
 
 
 def _label_problems(labels: pd.DataFrame) -> list[str]:
+    """Id problems, and targets that are not the whole numbers 0 or 1 as written (not `True`, `1.0` or blank)."""
     problems = _id_problems(labels.id)
-    bad = ~labels.target.isin([0, 1])
+    bad = ~labels.target.fillna("").str.strip().isin(["0", "1"])
     if bad.any():
         first = labels.index[bad][0]
-        problems.append(f"{int(bad.sum())} targets not 0 or 1, first: {labels.target[first]} for id "
-                        f"{labels.id[first]!r} on row {first + 2}")
+        shown = "blank" if pd.isna(labels.target[first]) else repr(labels.target[first])
+        problems.append(f"{int(bad.sum())} targets not 0 or 1, first: {shown} for id {labels.id[first]!r} "
+                        f"on row {first + 2}")
     return problems
 
 
@@ -201,14 +205,29 @@ def submission_ids(root: str | Path) -> list[str]:
     return sub.id.tolist()
 
 
+def side_ids(root: str | Path, side: str) -> list[str]:
+    """The cadences of one side: the label file's ids (`train`), or the listed test files present (`test`)."""
+    if side == "train":
+        return read_labels(root).id.tolist()
+    return [i for i in submission_ids(root) if cadence_path(root, i, side).is_file()]
+
+
+def unfinished_synthesis(root: str | os.PathLike) -> str | None:
+    """What to do with a folder whose synthesis was interrupted, or None when it holds none. Every reader of
+    a whole side (check, train, predict, dedoppler) refuses such a folder: its files are incomplete."""
+    marker = Path(root) / UNFINISHED
+    if not marker.is_file():
+        return None
+    meta = json.loads(marker.read_text())
+    command = (f"seti-nb synth {root} --n {meta['n']} --seed {meta['seed']} --positive-fraction "
+               f"{meta['positive_fraction']} --test-fraction {meta['test_fraction']}")
+    return f"an unfinished synthesis (interrupted): run `{command}` to finish it, or remove the folder"
+
+
 def map_cadences(function, root: str | Path, ids, side: str = "train", processes: int | None = None,
                  desc: str = "", progress: bool = True) -> list:
     """`function(cadence)` for every id of `root`'s `side`, in order, spread over worker processes (one per core
     by default) with a progress bar. The same results whatever the number of processes."""
-    from functools import partial
-
-    from .runtime import parallel_map, progress_bar
-
     ids = list(ids)
     batches = [ids[i: i + 8] for i in range(0, len(ids), 8)]
     with progress_bar(total=len(ids), desc=desc, unit="cadence", disable=not progress) as bar:
@@ -218,139 +237,7 @@ def map_cadences(function, root: str | Path, ids, side: str = "train", processes
 
 
 def _apply(function, root: str, side: str, ids: list[str]) -> list:
-    return [function(load_cadence(cadence_path(root, i, side))) for i in ids]
-
-
-# ---- splits -------------------------------------------------------------------------------------------
-
-def split(labels: pd.DataFrame, test_size: float = 0.3, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A reproducible stratified split: 70/30 train/test by default (as in the original study)."""
-    from sklearn.model_selection import train_test_split
-
-    a, b = train_test_split(labels, test_size=test_size, random_state=seed, stratify=labels.target)
-    return a.reset_index(drop=True), b.reset_index(drop=True)
-
-
-def stratified_sample(items: pd.DataFrame, n: int, seed: int = 0) -> pd.DataFrame:
-    """About `n` rows of `items` with its share of each class (all of them when `n` is 0 or larger)."""
-    if not n:
-        return items
-    return items.groupby("target").sample(frac=min(1.0, n / len(items)), random_state=seed)
-
-
-def assign_folds(labels: pd.DataFrame, k: int = 5, seed: int = 0) -> pd.DataFrame:
-    """`labels` with a `fold` column (0..k-1) from a stratified K-fold."""
-    from sklearn.model_selection import StratifiedKFold
-
-    folds = labels.reset_index(drop=True).copy()
-    folds["fold"] = -1
-    for fold, (_, idx) in enumerate(StratifiedKFold(k, shuffle=True, random_state=seed).split(folds, folds.target)):
-        folds.loc[idx, "fold"] = fold
-    return folds
-
-
-def folds_csv(path: str | Path, labels: pd.DataFrame, k: int = 5, seed: int = 0) -> pd.DataFrame:
-    """The fold assignment stored at `path`, written there first if absent.
-
-    An existing file is reused only when it covers exactly these ids with k folds; otherwise a clear error,
-    since silently re-splitting would make runs incomparable.
-    """
-    path = Path(path)
-    if not path.exists():
-        folds = assign_folds(labels, k, seed)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        folds.to_csv(path, index=False)
-        return folds
-    folds = pd.read_csv(path, dtype={"id": str})
-    if list(folds.columns) != ["id", "target", "fold"]:
-        raise DataError(f"{path}: columns {list(folds.columns)}, expected ['id', 'target', 'fold']")
-    if set(folds.id) != set(labels.id) or len(folds) != len(labels):
-        raise DataError(f"{path}: fold file covers other ids than these labels; delete it or pass another path")
-    if sorted(folds.fold.unique()) != list(range(k)):
-        raise DataError(f"{path}: folds {sorted(folds.fold.unique())}, expected 0..{k - 1}")
-    return folds
-
-
-# ---- the torch side -----------------------------------------------------------------------------------
-
-def layout_channels(layout: str) -> int:
-    """Input channels of a layout."""
-    if layout not in LAYOUTS:
-        raise ValueError(f"unknown layout {layout!r}; choose one of {tuple(LAYOUTS)}")
-    return {"frames": N_FRAMES, "contrast": 3, "on_channels": 3}.get(layout, 1)
-
-
-def to_layout(frames: np.ndarray, layout: str) -> np.ndarray:
-    """The six (preprocessed) scans `(6, rows, channels)` arranged as a `(channels, height, width)` image."""
-    if len(frames) != N_FRAMES:
-        raise ValueError(f"expected the six frames of a cadence, got {len(frames)}")
-    layout_channels(layout)  # validates the name
-    if layout == "frames":
-        return frames
-    if layout == "contrast":
-        return frames[list(ON_FRAMES)] - frames[list(OFF_FRAMES)]
-    if layout == "on_channels":
-        return frames[list(ON_FRAMES)]
-    chosen = frames[list(ON_FRAMES)] if layout == "on_stack" else frames
-    return chosen.reshape(1, -1, frames.shape[-1])
-
-
-class CadenceDataset:
-    """A torch Dataset over one side of a Kaggle-layout folder: preprocessed cadences in a chosen layout.
-
-    `items` has an `id` column and, for labelled data, `target`. Reduced resolutions come from the training
-    cache (built on first use, `seti_nb.cache`); full resolution streams from the files, header-checked first.
-    `transform` (a callable on the six preprocessed scans, float32 `(6, rows, channels)`, for augmentation; it must
-    not write into them) is given by whoever builds the training set.
-    """
-
-    def __init__(self, root: str | Path, items: pd.DataFrame, layout: str = "frames", preprocess=None,
-                 side: str = "train", transform=None, cache: bool = True, progress: bool = True):
-        from .preprocess import Preprocess
-
-        self.root, self.layout, self.side, self.transform = Path(root), layout, side, transform
-        self.preprocess = preprocess or Preprocess()
-        self.channels = layout_channels(layout)
-        self.items = items.reset_index(drop=True)
-        self.targets = (self.items.target.to_numpy(np.float32) if "target" in self.items
-                        else np.zeros(len(self.items), np.float32))
-        self.cache_file, self.rows = None, None
-        if cache and not self.preprocess.full_resolution:
-            from .cache import cached_frames
-
-            self.cache_file, index = cached_frames(root, side, self.preprocess, progress=progress)
-            missing = [i for i in self.items.id if i not in index]
-            if missing:
-                raise DataError(f"{root}: {len(missing)} ids not on its {side} side, first: {missing[0]}")
-            self.rows = np.array([index[i] for i in self.items.id], dtype=np.int64)
-        else:  # streamed: every file it will read is header-checked now (a cache checks them when it is built)
-            check_files(root, self.items.id, side)
-        self._frames = None
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def frames(self, i: int) -> np.ndarray:
-        """The six preprocessed scans of item i, float32."""
-        if self.cache_file is None:
-            return self.preprocess(load_cadence(cadence_path(self.root, self.items.id[i], self.side)))
-        import torch
-
-        if self._frames is None:  # opened lazily: a memmap must not travel to DataLoader workers
-            self._frames = np.load(self.cache_file, mmap_mode="r", allow_pickle=False)
-        # float16 -> float32 by torch: vectorised, seven times faster than NumPy's cast (the same values)
-        return torch.from_numpy(np.array(self._frames[self.rows[i]])).float().numpy()
-
-    def __getitem__(self, i: int):
-        import torch
-
-        frames = self.frames(i)
-        if self.transform is not None:
-            frames = self.transform(frames)
-        return torch.from_numpy(np.ascontiguousarray(to_layout(frames, self.layout))), torch.tensor(self.targets[i])
-
-    def __getstate__(self):
-        return {**self.__dict__, "_frames": None}
+    return [function(read_cadence(root, i, side)) for i in ids]
 
 
 # ---- validating a whole data set ----------------------------------------------------------------------
@@ -392,74 +279,67 @@ def check_dataset(root: str | Path, progress: bool = True) -> CheckReport:
     duplicate ids and bad targets are all reported, each with its file. On the test side a partial download
     is normal: files listed in sample_submission.csv but absent are counted, not reported.
     """
-    from .runtime import progress_bar
-
     root = Path(root)
     report = CheckReport(root)
-
-    def problem(error: DataError) -> None:
-        where, _, what = str(error).partition(": ")
-        report.problems.append((where, what))
-
     if not root.is_dir():
         report.problems.append((str(root), "folder not found"))
         return report
-    from .synth import unfinished_synthesis
-
     unfinished = unfinished_synthesis(root)
     if unfinished:  # its files are incomplete by definition
         report.problems.append((str(root), unfinished))
         return report
-    train_files = {p.stem: p for p in (root / "train").glob("*/*.npy")}
-    files = sorted(train_files.values())
-    try:
-        labels = read_labels(root)
-    except DataError as e:  # the files are still checked
-        problem(e)
-        labels = None
-    if labels is not None:
-        report.labels_read = True
-        report.cadences = len(labels)
-        report.needles = int(labels.target.sum())
-        report.haystack = report.cadences - report.needles
-        for cadence_id in labels.id:
-            if cadence_id not in train_files:
-                report.problems.append((str(cadence_path(root, cadence_id)),
-                                        "listed in train_labels.csv but file not found"))
-        for cadence_id in sorted(set(train_files) - set(labels.id)):
-            report.problems.append((str(train_files[cadence_id]), "file not listed in train_labels.csv"))
-        try:
-            report.problems += [(str(root / "truth.csv"), p) for p in truth_problems(root, labels)]
-        except DataError as e:
-            problem(e)
-    for path in train_files.values():
-        if path != cadence_path(root, path.stem):
-            report.problems.append((str(path), f"in folder {path.parent.name}/, expected {path.stem[0]}/"))
-
-    test_files = {p.stem: p for p in (root / "test").glob("*/*.npy")}
-    try:
-        listed = submission_ids(root)
-    except DataError as e:
-        problem(e)
-        listed = sorted(test_files)
-    report.test_listed = len(listed)
-    report.test_present = len(set(listed) & set(test_files))
-    if (root / "sample_submission.csv").is_file():
-        for cadence_id in sorted(set(test_files) - set(listed)):
-            report.problems.append((str(test_files[cadence_id]), "file not listed in sample_submission.csv"))
-    files += sorted(test_files.values())
-
-    for path in progress_bar(files, desc="checking cadences", unit="file", disable=not progress):
+    train_files = _check_train_side(root, report)
+    test_files = _check_test_side(root, report)
+    for path in progress_bar(sorted(train_files) + sorted(test_files), desc="checking cadences", unit="file",
+                             disable=not progress):
         fault = inspect_cadence(path)
         if fault:
             report.problems.append((str(path), fault))
     return report
 
 
-def file_statistics(cadence: np.ndarray) -> dict[str, float]:
-    """Whole-file statistics pooled over all six frames: what the first Kaggle release leaked through."""
-    from scipy.stats import kurtosis
+def _note(report: CheckReport, error: DataError) -> None:
+    where, _, what = str(error).partition(": ")
+    report.problems.append((where, what))
 
-    x = np.asarray(cadence, dtype=np.float64).ravel()
-    return {"mean": x.mean(), "std": x.std(), "min": x.min(), "max": x.max(), "kurtosis": kurtosis(x),
-            "p99": np.percentile(x, 99)}
+
+def _check_train_side(root: Path, report: CheckReport) -> list[Path]:
+    """The label file against the train/ files (and truth.csv); the files present, to be checked one by one."""
+    train_files = {p.stem: p for p in (root / "train").glob("*/*.npy")}
+    try:
+        labels = read_labels(root)
+    except DataError as e:  # the files are still checked
+        _note(report, e)
+        labels = None
+    if labels is not None:
+        report.labels_read = True
+        report.cadences = len(labels)
+        report.needles = int(labels.target.sum())
+        report.haystack = report.cadences - report.needles
+        report.problems += [(str(cadence_path(root, i)), "listed in train_labels.csv but file not found")
+                            for i in labels.id if i not in train_files]
+        report.problems += [(str(train_files[i]), "file not listed in train_labels.csv")
+                            for i in sorted(set(train_files) - set(labels.id))]
+        try:
+            report.problems += [(str(root / "truth.csv"), p) for p in truth_problems(root, labels)]
+        except DataError as e:
+            _note(report, e)
+    report.problems += [(str(path), f"in folder {path.parent.name}/, expected {path.stem[0]}/")
+                        for path in train_files.values() if path != cadence_path(root, path.stem)]
+    return list(train_files.values())
+
+
+def _check_test_side(root: Path, report: CheckReport) -> list[Path]:
+    """sample_submission.csv against the test/ files; the files present, to be checked one by one."""
+    test_files = {p.stem: p for p in (root / "test").glob("*/*.npy")}
+    try:
+        listed = submission_ids(root)
+    except DataError as e:
+        _note(report, e)
+        listed = sorted(test_files)
+    report.test_listed = len(listed)
+    report.test_present = len(set(listed) & set(test_files))
+    if (root / "sample_submission.csv").is_file():
+        report.problems += [(str(test_files[i]), "file not listed in sample_submission.csv")
+                            for i in sorted(set(test_files) - set(listed))]
+    return list(test_files.values())

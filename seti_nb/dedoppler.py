@@ -9,18 +9,25 @@ instead of n^2; steeper drifts first shear the scan by whole channels per row.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
+import logging
+import os
+import tempfile
+import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import numba
 import numpy as np
+import pandas as pd
 
+from .cache import cache_root, fingerprint
 from .cadence import DF_HZ, DT_S, N_FRAMES, OFF_FRAMES, ON_FRAMES, ROWS, frame_start_s
+from .data import map_cadences, side_ids
 from .preprocess import Preprocess
-
-if TYPE_CHECKING:
-    import pandas as pd
+from .synth import import_setigen
 
 
 def power_of_two_rows(preprocess: Preprocess) -> int:
@@ -188,8 +195,6 @@ class Search:
 
     def hits(self, scan_plane: np.ndarray, frame: int = 0) -> pd.DataFrame:
         """Local maxima of one scan's de-Doppler plane above the threshold: channel, drift (Hz/s), SNR."""
-        import pandas as pd
-
         peaks = scan_plane == _max_near(scan_plane, 1, self.veto_channels)
         d, c = np.nonzero(peaks & (scan_plane > self.threshold))
         return pd.DataFrame({"frame": frame, "channel": c * self.preprocess.channel_average,
@@ -219,12 +224,6 @@ def score_cadences(root, ids: list[str], side: str = "train", search: Search = S
 
     With `cache`, scores are kept beside the training cache (keyed by the source's fingerprint and the search's
     settings): a notebook that scores cadences another one already scored reads them back."""
-    import os
-
-    import pandas as pd
-
-    from .data import map_cadences
-
     path = _scores_file(root, side, search) if cache else None
     known = (pd.read_csv(path, dtype={"id": str}, index_col="id") if path is not None and path.is_file()
              else pd.DataFrame(columns=["level1", "level2", "level3"], index=pd.Index([], name="id", dtype=str)))
@@ -240,32 +239,10 @@ def score_cadences(root, ids: list[str], side: str = "train", search: Search = S
     return known.loc[list(ids)].astype(float)
 
 
-def _scores_file(root, side: str, search: Search):
-    from pathlib import Path
-
-    from .cache import cache_root, fingerprint, side_ids
-
+def _scores_file(root, side: str, search: Search) -> Path:
     settings = f"d{search.max_drift_hz_s:g}_t{search.threshold:g}_v{search.veto_channels}"
     key = fingerprint(root, side, side_ids(root, side), search.preprocess)
     return cache_root() / f"{Path(root).resolve().name}-{side}-dedoppler-{search.preprocess.key()}-{settings}-{key}.csv"
-
-
-def versus_search(data_dir, labels: pd.DataFrame, models: dict, seed: int = 0, n: int = 600,
-                  test_size: float = 0.3, levels=(2, 3)):
-    """Deep models against the classical search on the same test cadences: 02's stratified sample of `n` from
-    the 70/30 test split (de-Doppler scores cached by 02, computed here when absent). `models` maps a name to a
-    table with `id` and `score` over the test split. Returns the sample (with the truth columns where the data
-    set has them) and {detector: scores aligned with it}."""
-    from .data import read_truth, split, stratified_sample
-
-    test = stratified_sample(split(labels, test_size, seed)[1], n, seed)
-    classical = score_cadences(data_dir, test.id.tolist())
-    scores = {name: table.set_index("id").score.loc[test.id].to_numpy() for name, table in models.items()}
-    scores.update({f"de-Doppler, level {level}": classical[f"level{level}"].to_numpy() for level in levels})
-    truth = read_truth(data_dir)
-    if truth is not None:
-        test = test.merge(truth.drop(columns=["target", "side"]), on="id", how="left")
-    return test.reset_index(drop=True), scores
 
 
 # The preprocessing turboSETI 2.3.2 needs here: it pads a scan's rows to a power of two and fails when that
@@ -281,19 +258,9 @@ def turboseti_scores(cadence: np.ndarray, work: str | None = None, max_drift_hz_
     highest SNR among the events it keeps (0 when it keeps none). `work` is an empty folder for the files (a
     temporary one, removed after, by default)."""
     if work is None:
-        import tempfile
-
         with tempfile.TemporaryDirectory(prefix="turboseti-") as work:
             return turboseti_scores(cadence, work, max_drift_hz_s, snr)
-    import contextlib
-    import io
-    import logging
-    import os
-    import warnings
-
-    import matplotlib
-
-    from .synth import import_setigen
+    import matplotlib  # deferred on purpose, as turboSETI itself (seconds of start-up): only this function uses them
 
     backend = matplotlib.get_backend()  # turboSETI's modules switch matplotlib to Agg: every later figure of
     sg = import_setigen()               # a notebook would then be lost; it is switched back below

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .data import OFF_FRAMES, ON_FRAMES
+from .cadence import OFF_FRAMES, ON_FRAMES
 
 # The original study's 3x3 operator: it responds to change along x (frequency), i.e. to vertical lines.
 DERIVATIVE_X = np.array([[1, 0, -1], [1, 0, -1], [1, 0, -1]], dtype=np.float32)

@@ -1,5 +1,5 @@
 """Scores of a detector: ROC AUC with a bootstrap interval, recall at a fixed false-positive rate, recall by SNR
-and signal kind (detection efficiency, as the field reports it)."""
+and signal kind (detection efficiency, as the field reports it); and the whole-file statistics a leak would show."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.stats import kurtosis
 from sklearn.metrics import accuracy_score, precision_score, recall_score, roc_auc_score
 
 SNR_BINS = (0, 8, 15, 30, np.inf)
@@ -83,15 +84,18 @@ def verdict(difference) -> str:
     return f"{difference['difference']:+.3f} ({difference['low']:+.3f} to {difference['high']:+.3f})"
 
 
+OPERATING_POINTS = {"recall_1pct": 0.01, "recall_01pct": 0.001}  # where surveys work: 1 % and 0.1 % FPR
+
+
 @dataclass
-class Scores:
-    """A detector on a test set: flat floats with names, ready for a table."""
+class Evaluation:
+    """A detector's scores evaluated against the truth: flat floats with names, ready for a table."""
 
     auc: float
     auc_low: float
     auc_high: float
-    recall_at_fpr: float
-    fpr: float
+    recall_1pct: float  # recall at 1 % false-positive rate
+    recall_01pct: float  # recall at 0.1 % false-positive rate
     accuracy: float
     precision: float
     recall: float
@@ -100,19 +104,19 @@ class Scores:
         return asdict(self)
 
 
-def score(target, score, fpr: float = 0.01, n_boot: int = 1000, seed: int = 0) -> Scores:
-    """ROC AUC with its bootstrap 95 % interval, recall at false-positive rate `fpr`, and the counting metrics
-    at the 0.5 threshold."""
+def evaluate(target, score, n_boot: int = 1000, seed: int = 0) -> Evaluation:
+    """ROC AUC with its bootstrap 95 % interval, recall at 1 % and 0.1 % false-positive rate, and the counting
+    metrics at the 0.5 threshold (of a probability)."""
     low, high = auc_interval(target, score, n_boot, seed)
     counting = threshold_metrics(target, score)
-    return Scores(auc=counting.pop("auc"), auc_low=low, auc_high=high, recall_at_fpr=recall_at_fpr(target, score, fpr),
-                  fpr=fpr, **counting)
+    recalls = {name: recall_at_fpr(target, score, fpr) for name, fpr in OPERATING_POINTS.items()}
+    return Evaluation(auc=counting.pop("auc"), auc_low=low, auc_high=high, **recalls, **counting)
 
 
-def score_table(target, scores: dict, fpr: float = 0.01, seed: int = 0,
-                columns=("auc", "auc_low", "auc_high", "recall_at_fpr")) -> pd.DataFrame:
-    """`score` of several detectors on the same cadences ({name: scores aligned with `target`}), one row each."""
-    return pd.DataFrame({name: score(target, s, fpr, seed=seed).to_dict() for name, s in scores.items()}).T[
+def evaluation_table(target, scores: dict, seed: int = 0,
+                     columns=("auc", "auc_low", "auc_high", *OPERATING_POINTS)) -> pd.DataFrame:
+    """`evaluate` of several detectors on the same cadences ({name: scores aligned with `target`}), one row each."""
+    return pd.DataFrame({name: evaluate(target, s, seed=seed).to_dict() for name, s in scores.items()}).T[
         list(columns)].astype(float)
 
 
@@ -138,3 +142,10 @@ def recall_table(truth: pd.DataFrame, scores: dict, fpr: float = 0.01, by: str =
         table = recall_by(truth, s, threshold_at_fpr(truth.target, s, fpr), by)
         columns[name], needles = table.recall, table.needles
     return pd.DataFrame(columns).assign(needles=needles)
+
+
+def file_statistics(cadence: np.ndarray) -> dict[str, float]:
+    """Whole-file statistics pooled over all six frames: what the first Kaggle release leaked through."""
+    x = np.asarray(cadence, dtype=np.float64).ravel()
+    return {"mean": x.mean(), "std": x.std(), "min": x.min(), "max": x.max(), "kurtosis": kurtosis(x),
+            "p99": np.percentile(x, 99)}

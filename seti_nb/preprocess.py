@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .cadence import FRAME_SHAPE, N_FRAMES, OFF_FRAMES
+from .runtime import check_choice, check_number, check_whole
 
 BANDPASS = ("scan", "off", "none")
 
@@ -37,15 +38,13 @@ class Preprocess:
     gain: bool = True
 
     def __post_init__(self):
-        if self.bandpass not in BANDPASS:
-            raise ValueError(f"bandpass must be one of {BANDPASS}, got {self.bandpass!r}")
-        for name in ("time_average", "channel_average"):
-            value = getattr(self, name)
-            limit = FRAME_SHAPE[0] if name == "time_average" else FRAME_SHAPE[1]
-            if not (isinstance(value, (int, np.integer)) and 1 <= value <= limit):
-                raise ValueError(f"{name} must be a whole number from 1 to {limit}, got {value!r}")
-        if self.clip < 0:
-            raise ValueError(f"clip must be 0 (off) or positive, got {self.clip}")
+        check_choice("bandpass", self.bandpass, BANDPASS)
+        for name, limit in (("time_average", FRAME_SHAPE[0]), ("channel_average", FRAME_SHAPE[1])):
+            check_whole(name, getattr(self, name))
+            if getattr(self, name) > limit:
+                raise ValueError(f"{name} must be at most {limit} (the {name.split('_')[0]} axis of a scan), "
+                                 f"got {getattr(self, name)}")
+        check_number("clip", self.clip, 0, 1e6)  # 0: no clipping
 
     @property
     def frame_shape(self) -> tuple[int, int]:

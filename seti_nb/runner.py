@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from pathlib import Path
+from uuid import uuid4
 
+import nbformat
 import pandas as pd
+import papermill as pm
+import yaml
+from jupyter_client import AsyncKernelManager
+from jupyter_core.paths import jupyter_runtime_dir
+from papermill import engines
+from papermill.clientwrap import PapermillNotebookClient
 
+from .config import PROFILES
 from .runtime import new_folder, progress_bar, project_dir, runs_dir
 
-PROFILES = ("quick", "full")
 HEADLESS_ENGINE = "seti-nb"
 
 
@@ -22,9 +31,6 @@ def _register_headless_engine() -> None:
     02's slider cell in 5 runs of 6 here). Without it, what a widget draws lands in the cell's own
     outputs, so the executed notebook shows the figure of the default slider settings.
     """
-    from papermill import engines
-    from papermill.clientwrap import PapermillNotebookClient
-
     class Client(PapermillNotebookClient):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
@@ -46,12 +52,6 @@ def _register_headless_engine() -> None:
 def _ipc_kernel_manager():
     """A kernel manager that talks to its kernel over local sockets (IPC), not TCP: nothing is exposed on a
     port, and ipykernel stops warning of unencrypted TCP once per notebook."""
-    import tempfile
-    from uuid import uuid4
-
-    from jupyter_client import AsyncKernelManager
-    from jupyter_core.paths import jupyter_runtime_dir
-
     class IPCKernelManager(AsyncKernelManager):
         def __init__(self, **kwargs):
             runtime = Path(jupyter_runtime_dir())
@@ -104,8 +104,6 @@ def find_notebooks(names: list[str] | None = None, folder: Path | None = None) -
 
 def profile_parameters(profile: str, folder: Path) -> dict:
     """The quick profile is what each notebook's `parameters` cell holds; the full one is params/full.yaml."""
-    import yaml
-
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
     if profile == "quick":
@@ -122,9 +120,6 @@ def run_notebooks(notebooks: list[Path], profile: str = "quick", data: str | Non
     run folder (executed notebooks, each notebook's outputs, summary.json, summary.md) and whether every
     notebook succeeded.
     """
-    import nbformat
-    import papermill as pm
-
     _register_headless_engine()
     if not notebooks:
         raise FileNotFoundError("no notebooks to run")
@@ -175,9 +170,6 @@ def refresh_committed(notebook: Path) -> None:
 
     For maintainers after a change that alters what a notebook prints: nbval compares the stored outputs.
     """
-    import nbformat
-    import papermill as pm
-
     _register_headless_engine()
     nb = pm.execute_notebook(str(notebook), None, cwd=str(notebook.parent), kernel_name="python3",
                              progress_bar=False, engine_name=HEADLESS_ENGINE)

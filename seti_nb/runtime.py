@@ -1,8 +1,12 @@
-"""Where things go and how runs repeat: the checkout, new run folders, seeding, the compute device, worker
-processes."""
+"""Where things go and how runs repeat: the checkout, new run folders, new output files, seeding, the compute
+device, worker processes; and the checks every setting passes where it enters."""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import math
+import numbers
 import os
 import random
 import signal
@@ -11,14 +15,13 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 
 def progress_bar(iterable=None, **kwargs):
     """The workbook's progress bar: tqdm.auto, redrawn at most once a second. In a notebook every redraw is a
     message to the front end; a kernel that sends thousands while a headless client (nbval) is not reading drops
     the excess, the end of the cell among them."""
-    from tqdm.auto import tqdm
-
     return tqdm(iterable, **{"mininterval": 1.0, **kwargs})
 
 
@@ -49,12 +52,10 @@ def new_folder(parent: str | os.PathLike, name: str) -> Path:
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch, and ask torch for deterministic kernels (CPU results repeat exactly)."""
+    import torch  # deferred on purpose: this module also serves torch-free work (synthesis workers, the command line)
+
     random.seed(seed)
     np.random.seed(seed)
-    try:
-        import torch
-    except ImportError:
-        return
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
     # deterministic mode also fills every new tensor with NaN (a debugging aid for reads of uninitialised memory):
@@ -65,7 +66,7 @@ def seed_everything(seed: int) -> None:
 
 def pick_device(device: str = "auto") -> str:
     """'cuda' when asked for or available with 'auto', else 'cpu'; a clear error for an absent GPU."""
-    import torch
+    import torch  # deferred on purpose, as in seed_everything
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -74,6 +75,28 @@ def pick_device(device: str = "auto") -> str:
     if device not in ("cpu", "cuda"):
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
     return device
+
+
+def check_whole(name: str, value, low: int = 1) -> None:
+    """A whole number of at least `low`, or a ValueError naming the setting."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"{name} must be a whole number of at least {low}, got {value!r}")
+
+
+def check_number(name: str, value, low: float = 0.0, high: float = math.inf, low_open: bool = False,
+                 high_open: bool = False) -> None:
+    """A finite number between `low` and `high` (either end excluded where asked), or a ValueError naming it:
+    NaN and infinity are refused everywhere, so no blank score or empty cache ever comes of them."""
+    ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+          and (value > low if low_open else value >= low) and (value < high if high_open else value <= high))
+    if not ok:
+        ends = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open or high == math.inf else ']'}"
+        raise ValueError(f"{name} must be a finite number in {ends}, got {value!r}")
+
+
+def check_choice(name: str, value, allowed) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {tuple(allowed)}, got {value!r}")
 
 
 def check_new_file(path: str | os.PathLike) -> None:
@@ -143,11 +166,7 @@ def parallel_map(function, items, processes: int | None = None, ordered: bool = 
 def _worker_init(parent: int) -> None:
     """A worker dies with its parent (even a `kill -9` of it) and leaves Ctrl-C to the parent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        import ctypes
-
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: the worker simply outlives a killed parent
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
-    except (OSError, AttributeError):
-        pass
     if os.getppid() != parent:  # the parent died before the line above
         os._exit(1)

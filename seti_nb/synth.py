@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import dataclass
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +22,8 @@ from .cadence import (
     frame_start_s,
     signal_channels,
 )
+from .config import SynthConfig
+from .data import UNFINISHED, unfinished_synthesis
 from .runtime import parallel_map, progress_bar
 
 NOISE_MEAN = 10.0
@@ -43,19 +45,9 @@ TRUTH_COLUMNS = [
 ]
 
 
-@dataclass(frozen=True)
-class SynthConfig:
-    n: int = 2000
-    seed: int = 0
-    positive_fraction: float = 0.1
-    test_fraction: float = 0.05
-    snr_range: tuple[float, float] = (4.0, 80.0)
-
-
 def import_setigen():
-    """setigen, imported without blimpy's warning that pkg_resources is deprecated (not ours to fix)."""
-    import warnings
-
+    """setigen, imported without blimpy's warning that pkg_resources is deprecated (not ours to fix). Deferred on
+    purpose: setigen brings blimpy and astropy (seconds of start-up), needed only where frames are drawn."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
         import setigen
@@ -239,7 +231,6 @@ def _plan(config: SynthConfig) -> pd.DataFrame:
     return pd.DataFrame({"id": ids, "side": ["train"] * config.n + ["test"] * n_test, "target": targets})
 
 
-UNFINISHED = ".synth-unfinished.json"  # present while a synthesis is under way (or was interrupted)
 PARTS = ".synth-parts"  # the truth rows of each finished chunk, until the end
 CADENCE_BYTES = 128 + N_FRAMES * FRAME_SHAPE[0] * FRAME_SHAPE[1] * 2  # one float16 .npy file
 
@@ -250,20 +241,6 @@ def _meta(config: SynthConfig) -> dict:
             "snr_range": list(config.snr_range)}
 
 
-def _command(out: Path, meta: dict) -> str:
-    return (f"seti-nb synth {out} --n {meta['n']} --seed {meta['seed']} --positive-fraction "
-            f"{meta['positive_fraction']} --test-fraction {meta['test_fraction']}")
-
-
-def unfinished_synthesis(root: str | os.PathLike) -> str | None:
-    """What to do with a folder whose synthesis was interrupted, or None when it holds none."""
-    marker = Path(root) / UNFINISHED
-    if not marker.is_file():
-        return None
-    return (f"an unfinished synthesis (interrupted): run `{_command(Path(root), json.loads(marker.read_text()))}` "
-            "to finish it, or remove the folder")
-
-
 def _check_disk(out: Path, cadences: int) -> None:
     free = shutil.disk_usage(next(p for p in (out, *out.parents) if p.exists())).free
     if cadences * CADENCE_BYTES > free:
@@ -272,12 +249,7 @@ def _check_disk(out: Path, cadences: int) -> None:
 
 
 def _validate(config: SynthConfig) -> pd.DataFrame:
-    if config.n < 1:
-        raise ValueError(f"n must be at least 1, got {config.n}")
-    if not 0 < config.positive_fraction < 1:
-        raise ValueError(f"positive fraction must be between 0 and 1, got {config.positive_fraction}")
-    if not 0 <= config.test_fraction <= 1:
-        raise ValueError(f"test fraction must be between 0 and 1, got {config.test_fraction}")
+    """The plan, once it is known to hold both classes (the settings themselves are checked by SynthConfig)."""
     plan = _plan(config)
     needles = int(plan.target[plan.side == "train"].sum())
     if needles == 0 or needles == config.n:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
+import ipywidgets as w
+import matplotlib.pyplot as plt
 import pandas as pd
 
 from .plots import filter_view, show_cadence
@@ -21,9 +23,6 @@ WIDE_LABEL = {"description_width": "initial"}  # the whole name beside the contr
 
 def cadence_browser(root: str | Path, labels: pd.DataFrame, truth: pd.DataFrame | None = None):
     """Choose a class, a signal kind and an id; the cadence plot updates. No match says so."""
-    import ipywidgets as w
-    import matplotlib.pyplot as plt
-
     table = labels.merge(truth.drop(columns="target"), on="id", how="left") if truth is not None else labels
     kinds = ["any"] + (sorted(table.kind.dropna().unique()) if "kind" in table else [])
     cls = w.Dropdown(options=["any", "needle", "haystack"], value="needle", description="class")
@@ -68,9 +67,6 @@ def cadence_browser(root: str | Path, labels: pd.DataFrame, truth: pd.DataFrame 
 
 def filter_playground(cadence):
     """Sliders for every filter parameter, starting at `plots.filter_view`'s defaults; the figure updates live."""
-    import ipywidgets as w
-    import matplotlib.pyplot as plt
-
     defaults = {name: p.default for name, p in inspect.signature(filter_view).parameters.items()}
     controls = {}
     for name, spec in FILTER_SLIDERS.items():

@@ -7,14 +7,19 @@ import os
 import shutil
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from IPython import get_ipython
+from matplotlib_inline.backend_inline import set_matplotlib_formats
 
-from .data import read_labels, read_truth
+from .config import SynthConfig
+from .data import read_labels, read_truth, unfinished_synthesis
 from .runtime import new_folder, pick_device, project_dir, runs_dir, seed_everything
-from .synth import VERSION, SynthConfig, synthesize, unfinished_synthesis
+from .synth import VERSION, synthesize
 
 DEFAULT_DATA = SynthConfig(n=8000, seed=0)  # the embedded default data set
 
@@ -57,15 +62,7 @@ def ensure_data(data_dir: str | os.PathLike = "", config: SynthConfig = DEFAULT_
 
 def set_style() -> None:
     """The workbook's one plotting style."""
-    import matplotlib.pyplot as plt
-
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        get_ipython = lambda: None  # noqa: E731
     if get_ipython() is not None:  # in a notebook: noisy waterfalls take a tenth of the room as JPEG
-        from matplotlib_inline.backend_inline import set_matplotlib_formats
-
         set_matplotlib_formats("jpeg")
     plt.rcParams.update({"figure.dpi": 80, "axes.grid": False, "axes.titlesize": 10, "axes.labelsize": 9,
                          "xtick.labelsize": 8, "ytick.labelsize": 8, "legend.fontsize": 8,
@@ -82,11 +79,11 @@ class Workbook:
     device: str
     seed: int
 
-    @property
+    @cached_property
     def labels(self) -> pd.DataFrame:
         return read_labels(self.data)
 
-    @property
+    @cached_property
     def truth(self) -> pd.DataFrame | None:
         """The synthetic truth table (training side), or None for real data."""
         truth = read_truth(self.data)

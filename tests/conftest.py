@@ -19,9 +19,28 @@ def kaggle_sample() -> Path:
 @pytest.fixture(scope="session")
 def synth_data(tmp_path_factory) -> Path:
     """1,000 training + 50 test synthetic cadences (seed 7): enough for the leak test's statistics."""
-    from seti_nb.synth import SynthConfig, synthesize
+    from seti_nb.config import SynthConfig
+    from seti_nb.synth import synthesize
 
     return synthesize(tmp_path_factory.mktemp("synth") / "data", SynthConfig(n=1000, seed=7), progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory) -> Path:
+    """40 training + 2 test cadences (4 needles), seed 3: small enough to copy and spoil, or to cache in seconds."""
+    from seti_nb.config import SynthConfig
+    from seti_nb.synth import synthesize
+
+    return synthesize(tmp_path_factory.mktemp("tiny") / "s40", SynthConfig(n=40, seed=3), progress=False)
+
+
+@pytest.fixture(scope="session", params=["real", "synthetic"])
+def sample(request, tiny) -> Path:
+    """A few labelled cadences: the real Kaggle sample where it is here (not in a user's clone), and always a
+    synthetic stand-in, so the tests that take it run everywhere."""
+    if request.param == "synthetic":
+        return tiny
+    return request.getfixturevalue("kaggle_sample")
 
 
 @pytest.fixture(scope="session")

@@ -6,18 +6,17 @@ import pytest
 
 from seti_nb.cli import main
 from seti_nb.data import (
-    CadenceDataset,
     DataError,
-    assign_folds,
     cadence_path,
     check_dataset,
-    folds_csv,
     load_cadence,
     map_cadences,
     read_labels,
-    split,
     submission_ids,
 )
+from seti_nb.dataset import CadenceDataset
+from seti_nb.preprocess import Preprocess
+from seti_nb.study import assign_folds, folds_csv, split
 
 NEEDLES = {"0024012d1431fbc", "0028a35de92941d", "1004c26b9a3f877"}
 
@@ -38,29 +37,27 @@ def test_real_sample_loads_and_checks(kaggle_sample, capsys):
 @pytest.mark.parametrize("layout, shape", [("frames", (6, 273, 256)), ("contrast", (3, 273, 256)),
                                            ("on_stack", (1, 819, 256)), ("all_stack", (1, 1638, 256)),
                                            ("on_channels", (3, 273, 256))])
-def test_dataset_layouts(kaggle_sample, layout, shape, tmp_path, monkeypatch):
-    from seti_nb.preprocess import Preprocess
-
+def test_dataset_layouts(sample, layout, shape, tmp_path, monkeypatch):
     monkeypatch.setenv("SETI_NB_CACHE", str(tmp_path))
-    labels = read_labels(kaggle_sample)
+    labels = read_labels(sample)
     raw_only = Preprocess(bandpass="none")
-    ds = CadenceDataset(kaggle_sample, labels, layout=layout, preprocess=raw_only)
+    ds = CadenceDataset(sample, labels, layout=layout, preprocess=raw_only)
     image, target = ds[0]
     assert tuple(image.shape) == shape and str(image.dtype) == "torch.float32"
     assert float(target) == labels.target[0]
-    raw = raw_only(load_cadence(cadence_path(kaggle_sample, labels.id[0])))
+    raw = raw_only(load_cadence(cadence_path(sample, labels.id[0])))
     if layout == "on_stack":  # frames 0, 2, 4 one above the other
         np.testing.assert_array_equal(image[0, 273:546].numpy(), raw[2])
     if layout == "contrast":  # each ON scan minus the OFF scan after it
         np.testing.assert_allclose(image[1].numpy(), raw[2] - raw[3])
-    small = CadenceDataset(kaggle_sample, labels, layout=layout, preprocess=Preprocess("scan", 8, 2, 20))
+    small = CadenceDataset(sample, labels, layout=layout, preprocess=Preprocess("scan", 8, 2, 20))
     assert tuple(small[0][0].shape) == (shape[0], shape[1] // 8, 128)
     assert list(tmp_path.iterdir()), "reduced resolutions come from the cache"
 
 
-def test_dataset_rejects_unknown_layout(kaggle_sample):
+def test_dataset_rejects_unknown_layout(sample):
     with pytest.raises(ValueError, match="unknown layout 'sideways'"):
-        CadenceDataset(kaggle_sample, read_labels(kaggle_sample), layout="sideways")
+        CadenceDataset(sample, read_labels(sample), layout="sideways")
 
 
 def _labels(n=200, positive=20):
@@ -156,7 +153,9 @@ def test_check_reports_every_bad_file(tmp_path, capsys):
 
 @pytest.mark.parametrize("text, phrase", [
     ("id,label\n000000000000001,0\n", "columns ['id', 'label'], expected ['id', 'target']"),
-    ("id,target\n000000000000001,2\n", "targets not 0 or 1, first: 2 for id '000000000000001' on row 2"),
+    ("id,target\n000000000000001,2\n", "targets not 0 or 1, first: '2' for id '000000000000001' on row 2"),
+    ("id,target\n000000000000001,0\n000000000000002,True\n000000000000003,False\n",  # read by pandas as bools
+     "2 targets not 0 or 1, first: 'True' for id '000000000000002' on row 3"),
     ("id,target\n000000000000001,0\n000000000000001,1\n", "1 duplicate ids, first: 000000000000001"),
     ("id,target\nnot-an-id,0\n", "malformed ids (expected 15 hex characters), first: 'not-an-id'"),
     ("id,target\n000000000000001,\n", "targets not 0 or 1"),

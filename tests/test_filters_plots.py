@@ -85,12 +85,14 @@ def test_bootstrap_aucs_are_roc_auc_score_on_each_resample():
     assert np.allclose(metrics._bootstrap_aucs(target, scores, 30, 7), expected, rtol=0, atol=1e-12)
 
 
-def test_score_table_verdict_and_recall_panel():
+def test_evaluation_table_verdict_and_recall_panel():
     target = np.array([0] * 100 + [1] * 4)
-    scores = {"good": np.r_[np.arange(100) / 100, [2, 2, 0.5, 0.99]], "random": np.arange(104) % 7}
-    table = metrics.score_table(target, scores, 0.05)
+    scores = {"good": np.r_[np.arange(100) / 100, [2, 2, 0.5, 0.985]], "random": np.arange(104) % 7}
+    table = metrics.evaluation_table(target, scores)
     assert list(table.index) == ["good", "random"] and table.dtypes.eq(float).all()
-    assert table.loc["good", "recall_at_fpr"] == 0.75 and table.loc["good", "auc_low"] <= table.loc["good", "auc"]
+    assert table.loc["good", "auc_low"] <= table.loc["good", "auc"] <= table.loc["good", "auc_high"]
+    # the 1 % threshold (0.980) lets 0.985 through, the 0.1 % one (0.989) does not
+    assert table.loc["good", "recall_1pct"] == 0.75 and table.loc["good", "recall_01pct"] == 0.5
     tie = {"difference": 0.01, "low": -0.02, "high": 0.04, "tie": True}
     assert metrics.verdict(tie).startswith("a tie")
     assert metrics.verdict({**tie, "low": 0.005, "tie": False}) == "+0.010 (+0.005 to +0.040)"
@@ -114,6 +116,7 @@ def test_show_misses_draws_the_brightest_miss_and_the_worst_false_alarm(synth_da
     assert drawn == [needles.id[needles.snr.idxmax()], table.id[np.argmax(score)]]
     drawn.clear()
     plots.show_misses(synth_data, table, np.where(table.target == 1, 2.0, score), 0.5)
+    assert drawn == [table.id[np.argmax(score)]], "no needle missed: the worst false alarm alone"
     assert drawn == [table.id[np.argmax(score)]], "no miss: only the false alarm is drawn"
     plt.close("all")
 

@@ -122,7 +122,8 @@ def test_run_writes_a_new_folder_and_a_summary(tmp_path, capfd):
 def test_full_profile_smoke_run(tmp_path):
     """Every notebook with the full profile's parameters, on a tiny data set, on the CPU, one epoch: a GPU run
     cannot then fail on a typo or a size that only the full profile uses."""
-    from seti_nb.synth import SynthConfig, synthesize
+    from seti_nb.config import SynthConfig
+    from seti_nb.synth import synthesize
 
     tiny = synthesize(tmp_path / "tiny", SynthConfig(n=400, seed=11), progress=False)
     run, ok = run_notebooks(NOTEBOOKS, "full", data=str(tiny), out=str(tmp_path / "runs"), device="cpu",

@@ -6,18 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seti_nb.cadence import cadence_rows, signal_channels
-from seti_nb.data import (
-    ID_PATTERN,
-    OFF_FRAMES,
-    cadence_path,
-    check_dataset,
-    file_statistics,
-    load_cadence,
-    read_labels,
-    read_truth,
-)
-from seti_nb.synth import SynthConfig, synthesize
+from seti_nb.cadence import OFF_FRAMES, cadence_rows, signal_channels
+from seti_nb.config import SynthConfig
+from seti_nb.data import ID_PATTERN, cadence_path, check_dataset, load_cadence, read_labels, read_truth
+from seti_nb.metrics import file_statistics
+from seti_nb.synth import synthesize
 
 
 def test_kaggle_layout(synth_data):

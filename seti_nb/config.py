@@ -1,0 +1,137 @@
+"""The settings of a synthesis and of a training run, as dataclasses that validate themselves where they are made.
+
+Light to import (no torch, no pandas): the command line builds its options and defaults from these classes, so
+`seti-nb --help` and a wrong option answer at once, and the command and the library never disagree on a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from .preprocess import Preprocess
+from .runtime import check_choice, check_number, check_whole
+
+SAMPLERS = ("plain", "oversample", "hybrid")
+LOSSES = ("bce", "weighted", "focal")
+SCHEDULERS = ("constant", "step", "cosine", "onecycle")
+PRECISIONS = ("auto", "fp32")
+DEVICES = ("auto", "cpu", "cuda")
+PROFILES = ("quick", "full")  # of `seti-nb run`: the notebooks' parameters cells, or notebooks/params/full.yaml
+# How a model sees a cadence (all from the six preprocessed scans), and its input channels:
+LAYOUT_CHANNELS = {"frames": 6, "contrast": 3, "on_stack": 1, "all_stack": 1, "on_channels": 3}
+LAYOUTS = {
+    "frames": "the six scans as six aligned channels (6 x rows x channels)",
+    "contrast": "each ON scan minus the OFF scan after it, as three channels (3 x rows x channels)",
+    "on_stack": "the three ON scans one above the other, one channel (1 x 3 rows x channels)",
+    "all_stack": "all six scans one above the other, one channel (1 x 6 rows x channels)",
+    "on_channels": "the three ON scans as three channels (3 x rows x channels)",
+}
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """A synthetic data set: `n` labelled training cadences (a share `positive_fraction` of needles) and
+    `round(n * test_fraction)` unlabelled test cadences, all a function of `seed`."""
+
+    n: int = 2000
+    seed: int = 0
+    positive_fraction: float = 0.1
+    test_fraction: float = 0.05
+    snr_range: tuple[float, float] = (4.0, 80.0)
+
+    def __post_init__(self):
+        check_whole("n", self.n)
+        check_whole("seed", self.seed, 0)
+        check_number("positive fraction", self.positive_fraction, 0, 1, low_open=True, high_open=True)
+        check_number("test fraction", self.test_fraction, 0, 1)
+        low, high = self.snr_range
+        check_number("lowest SNR", low, 0, low_open=True)
+        check_number("highest SNR", high, low, low_open=True)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a model is optimised (saved inside every checkpoint)."""
+
+    epochs: int = 6
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    sampler: str = "oversample"  # plain | oversample (balanced classes every epoch) | hybrid (balanced but the last)
+    loss: str = "bce"  # bce | weighted (pos_weight = haystack / needles) | focal (torchvision's sigmoid focal loss)
+    scheduler: str = "onecycle"  # constant | step | cosine (with warm-up) | onecycle
+    warmup_epochs: float = 0.0
+    mixup: float = 0.0  # Beta(a, a) mixup with the OR label (a needle mixed in stays a needle); 0 = off
+    early_stopping: int = 0  # stop after this many epochs without a better validation AUC; 0 = off
+    device: str = "auto"
+    precision: str = "auto"  # auto (mixed precision where it is faster: see `train.training_dtype`) | fp32
+    num_workers: int = 0
+    seed: int = 0
+
+    def __post_init__(self):
+        check_whole("epochs", self.epochs)
+        check_whole("batch_size", self.batch_size)
+        for name in ("early_stopping", "num_workers", "seed"):
+            check_whole(name, getattr(self, name), 0)
+        check_number("lr", self.lr, 0, 10, low_open=True)
+        check_number("weight_decay", self.weight_decay, 0, 1)
+        check_number("warmup_epochs", self.warmup_epochs, 0, self.epochs)
+        check_number("mixup", self.mixup, 0, 100)
+        for name, allowed in (("sampler", SAMPLERS), ("loss", LOSSES), ("scheduler", SCHEDULERS),
+                              ("precision", PRECISIONS), ("device", DEVICES)):
+            check_choice(name, getattr(self, name), allowed)
+
+
+QUICK_PREPROCESS = Preprocess(bandpass="off", time_average=8, channel_average=2, clip=20.0)
+
+
+@dataclass(frozen=True)
+class Run:
+    """Everything that decides one training run besides the data: model, input, augmentation, optimisation."""
+
+    model: str = "cadence-cnn"
+    layout: str = "frames"
+    preprocess: Preprocess = QUICK_PREPROCESS
+    pretrained: bool = False
+    augment: bool = True  # frequency flip and shift on the training data
+    interference: float = 0.4  # with augment: the chance of each kind of added interference (see dataset.Augment)
+    limit: int = 0  # train on a stratified subset of this many cadences; 0 keeps the whole training part
+    config: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self):
+        check_choice("layout", self.layout, LAYOUTS)
+        check_number("interference", self.interference, 0, 1)
+        check_whole("limit", self.limit, 0)
+
+    def but(self, **changes) -> Run:
+        """A copy with some settings changed: any field of Run, Preprocess or TrainConfig by name."""
+        groups = {"run": {}, "preprocess": {}, "config": {}}
+        for key, value in changes.items():
+            for group, fields in (("run", Run), ("preprocess", Preprocess), ("config", TrainConfig)):
+                if key in {f.name for f in dataclasses.fields(fields)}:
+                    groups[group][key] = value
+                    break
+            else:
+                raise ValueError(f"unknown setting {key!r}")
+        return dataclasses.replace(self, **groups["run"],
+                                   preprocess=dataclasses.replace(self.preprocess, **groups["preprocess"]),
+                                   config=dataclasses.replace(self.config, **groups["config"]))
+
+    @property
+    def in_channels(self) -> int:
+        """The model's input channels, from the layout."""
+        return LAYOUT_CHANNELS[self.layout]
+
+    def meta(self, **extra) -> dict:
+        """What a checkpoint records to rebuild the model and its input (`seti-nb predict` reads it)."""
+        return {"model": self.model, "layout": self.layout, "preprocess": self.preprocess.to_dict(),
+                "in_channels": self.in_channels, "pretrained": self.pretrained, **extra}
+
+    def describe(self) -> dict:
+        p = self.preprocess
+        return {"model": self.model, "layout": self.layout, "pretrained": self.pretrained,
+                "input": f"{p.frame_shape[0]}x{p.frame_shape[1]} per scan, bandpass {p.bandpass}",
+                "augment": self.augment, "interference": self.interference if self.augment else 0.0,
+                "sampler": self.config.sampler, "loss": self.config.loss,
+                "scheduler": self.config.scheduler}

@@ -1,0 +1,137 @@
+"""The torch side of the data: a cadence's six preprocessed scans arranged as a model's input (the layouts), a
+Dataset over one side of a data folder, and the augmentations that keep the physics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .cache import cached_frames
+from .cadence import N_FRAMES, OFF_FRAMES, ON_FRAMES
+from .config import LAYOUT_CHANNELS, LAYOUTS, Run
+from .data import DataError, check_files, read_cadence
+from .preprocess import Preprocess
+
+
+def layout_channels(layout: str) -> int:
+    """Input channels of a layout."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; choose one of {tuple(LAYOUTS)}")
+    return LAYOUT_CHANNELS[layout]
+
+
+def to_layout(frames: np.ndarray, layout: str) -> np.ndarray:
+    """The six (preprocessed) scans `(6, rows, channels)` arranged as a `(channels, height, width)` image."""
+    if len(frames) != N_FRAMES:
+        raise ValueError(f"expected the six frames of a cadence, got {len(frames)}")
+    layout_channels(layout)  # validates the name
+    if layout == "frames":
+        return frames
+    if layout == "contrast":
+        return frames[list(ON_FRAMES)] - frames[list(OFF_FRAMES)]
+    if layout == "on_channels":
+        return frames[list(ON_FRAMES)]
+    chosen = frames[list(ON_FRAMES)] if layout == "on_stack" else frames
+    return chosen.reshape(1, -1, frames.shape[-1])
+
+
+class CadenceDataset:
+    """A torch Dataset over one side of a Kaggle-layout folder: preprocessed cadences in a chosen layout.
+
+    `items` has an `id` column and, for labelled data, `target`. Reduced resolutions come from the training
+    cache (built on first use, `seti_nb.cache`); full resolution streams from the files, header-checked first.
+    `transform` (a callable on the six preprocessed scans, float32 `(6, rows, channels)`, for augmentation; it must
+    not write into them) is given by whoever builds the training set.
+    """
+
+    def __init__(self, root: str | Path, items: pd.DataFrame, layout: str = "frames", preprocess=None,
+                 side: str = "train", transform=None, cache: bool = True, progress: bool = True):
+        self.root, self.layout, self.side, self.transform = Path(root), layout, side, transform
+        self.preprocess = preprocess or Preprocess()
+        self.channels = layout_channels(layout)
+        self.items = items.reset_index(drop=True)
+        self.targets = (self.items.target.to_numpy(np.float32) if "target" in self.items
+                        else np.zeros(len(self.items), np.float32))
+        self.cache_file, self.rows = None, None
+        if cache and not self.preprocess.full_resolution:
+            self.cache_file, index = cached_frames(root, side, self.preprocess, progress=progress)
+            missing = [i for i in self.items.id if i not in index]
+            if missing:
+                raise DataError(f"{root}: {len(missing)} ids not on its {side} side, first: {missing[0]}")
+            self.rows = np.array([index[i] for i in self.items.id], dtype=np.int64)
+        else:  # streamed: every file it will read is header-checked now (a cache checks them when it is built)
+            check_files(root, self.items.id, side)
+        self._frames = None
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def frames(self, i: int) -> np.ndarray:
+        """The six preprocessed scans of item i, float32."""
+        if self.cache_file is None:
+            return self.preprocess(read_cadence(self.root, self.items.id[i], self.side))
+        if self._frames is None:  # opened lazily: a memmap must not travel to DataLoader workers
+            self._frames = np.load(self.cache_file, mmap_mode="r", allow_pickle=False)
+        # float16 -> float32 by torch: vectorised, seven times faster than NumPy's cast (the same values)
+        return torch.from_numpy(np.array(self._frames[self.rows[i]])).float().numpy()
+
+    def __getitem__(self, i: int):
+        frames = self.frames(i)
+        if self.transform is not None:
+            frames = self.transform(frames)
+        return torch.from_numpy(np.ascontiguousarray(to_layout(frames, self.layout))), torch.tensor(self.targets[i])
+
+    def __getstate__(self):
+        return {**self.__dict__, "_frames": None}
+
+
+class Augment:
+    """Augmentations that keep the physics, on the six preprocessed scans `(6, rows, channels)` before the layout
+    is made: mirror the band (a drift becomes the opposite drift) and shift along frequency (a needle can sit
+    anywhere in the band). Time is never flipped: that would reverse the ON/OFF order and the direction of time
+    within each scan.
+
+    `interference` > 0 adds, each with that probability, interference the telescope receives wherever it points,
+    to one scan drawn at random, whatever the label (so it comes to be ignored, in ON scans too): a broadband
+    burst over part of the band (one row, 10-50 % of the channels) and a wide emission over 5-25 % of the band that
+    lasts part of the scan. Both are what the real sample's haystacks show and the default generator lacks.
+    """
+
+    def __init__(self, max_shift: int = 16, interference: float = 0.0, seed: int = 0):
+        self.max_shift, self.interference = max_shift, interference
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        rng = self.rng
+        if rng.random() < 0.5:
+            frames = frames[..., ::-1]
+        shift = int(rng.integers(-self.max_shift, self.max_shift + 1))
+        frames = np.roll(frames, shift, axis=-1) if shift else frames
+        if self.interference > 0:
+            frames = np.array(frames, dtype=np.float32)  # a copy: the cached scans are never written
+            rows, channels = frames.shape[-2:]
+            if rng.random() < self.interference:  # a burst: one row, part of the band
+                width = int(rng.uniform(0.1, 0.5) * channels)
+                start = int(rng.integers(0, channels - width + 1))
+                frames[rng.integers(len(frames)), rng.integers(rows), start:start + width] += rng.uniform(3, 15)
+            if rng.random() < self.interference:  # wide emission: a smooth bump in frequency, for part of the scan
+                centre, sigma = rng.uniform(0, channels), rng.uniform(0.05, 0.25) * channels / 2
+                first = int(rng.integers(0, rows))
+                last = int(rng.integers(first + 1, rows + 1))
+                bump = rng.uniform(1, 8) * np.exp(-0.5 * ((np.arange(channels) - centre) / sigma) ** 2)
+                frames[rng.integers(len(frames)), first:last] += bump.astype(np.float32)
+        return frames
+
+
+def datasets(data_dir, run: Run, *items, progress: bool = True) -> list[CadenceDataset]:
+    """A run's datasets for the cadences `items` (training set first: it alone gets the run's augmentation)."""
+    made = []
+    for i, part in enumerate(items):
+        transform = (Augment(interference=run.interference, seed=run.config.seed) if run.augment and i == 0
+                     else None)
+        made.append(CadenceDataset(data_dir, part, run.layout, run.preprocess, transform=transform,
+                                   progress=progress))
+    return made

@@ -1,0 +1,264 @@
+"""The study's protocol: which cadences train, validate and test; a run trained and evaluated on them; variants
+compared; K-fold cross-validation; the deep models against the classical search; a checkpoint scoring a folder."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedKFold, train_test_split
+from torch import nn
+
+from . import metrics
+from .config import Run
+from .data import DataError, read_labels, read_truth, side_ids
+from .dataset import CadenceDataset, datasets
+from .dedoppler import score_cadences
+from .models import build_model
+from .preprocess import Preprocess
+from .runtime import seed_everything
+from .train import fit, load_checkpoint, model_from_checkpoint, predict
+
+SEARCH_SAMPLE = 600  # test cadences on which 02 scores the search and 03-06 set their models beside it
+
+
+# ---- which cadences go where ----------------------------------------------------------------------------
+
+def split(labels: pd.DataFrame, test_size: float = 0.3, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A reproducible stratified split: 70/30 train/test by default (as in the original study)."""
+    a, b = train_test_split(labels, test_size=test_size, random_state=seed, stratify=labels.target)
+    return a.reset_index(drop=True), b.reset_index(drop=True)
+
+
+def splits(labels: pd.DataFrame, seed: int = 0, test_size: float = 0.3, val_size: float = 0.1, limit: int = 0):
+    """The study's protocol: a stratified 70/30 train/test split, then 90/10 train/validation of the 70 %;
+    `limit` keeps a stratified subset of that many training cadences."""
+    train_items, test_items = split(labels, test_size, seed)
+    fit_items, val_items = split(train_items, val_size, seed)
+    if limit < 0:
+        raise ValueError(f"limit must be 0 (all) or a number of training cadences, got {limit}")
+    if limit and limit < len(fit_items):
+        fit_items, _ = split(fit_items, 1 - limit / len(fit_items), seed)
+    return fit_items, val_items, test_items
+
+
+def stratified_sample(items: pd.DataFrame, n: int, seed: int = 0) -> pd.DataFrame:
+    """About `n` rows of `items` with its share of each class (all of them when `n` is 0 or larger)."""
+    if not n:
+        return items
+    return items.groupby("target").sample(frac=min(1.0, n / len(items)), random_state=seed)
+
+
+def search_sample(labels: pd.DataFrame, seed: int = 0, n: int = SEARCH_SAMPLE) -> pd.DataFrame:
+    """The test cadences on which the classical search is scored (02) and the deep models are set beside it
+    (03-06): a stratified sample of `n` from the 70/30 test split (all of it when `n` is 0)."""
+    return stratified_sample(split(labels, 0.3, seed)[1], n, seed)
+
+
+def assign_folds(labels: pd.DataFrame, k: int = 5, seed: int = 0) -> pd.DataFrame:
+    """`labels` with a `fold` column (0..k-1) from a stratified K-fold."""
+    folds = labels.reset_index(drop=True).copy()
+    folds["fold"] = -1
+    for fold, (_, idx) in enumerate(StratifiedKFold(k, shuffle=True, random_state=seed).split(folds, folds.target)):
+        folds.loc[idx, "fold"] = fold
+    return folds
+
+
+def folds_csv(path: str | Path, labels: pd.DataFrame, k: int = 5, seed: int = 0) -> pd.DataFrame:
+    """The fold assignment stored at `path`, written there first if absent.
+
+    An existing file is reused only when it covers exactly these ids with k folds; otherwise a clear error,
+    since silently re-splitting would make runs incomparable.
+    """
+    path = Path(path)
+    if not path.exists():
+        folds = assign_folds(labels, k, seed)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        folds.to_csv(path, index=False)
+        return folds
+    folds = pd.read_csv(path, dtype={"id": str})
+    if list(folds.columns) != ["id", "target", "fold"]:
+        raise DataError(f"{path}: columns {list(folds.columns)}, expected ['id', 'target', 'fold']")
+    if set(folds.id) != set(labels.id) or len(folds) != len(labels):
+        raise DataError(f"{path}: fold file covers other ids than these labels; delete it or pass another path")
+    if sorted(folds.fold.unique()) != list(range(k)):
+        raise DataError(f"{path}: folds {sorted(folds.fold.unique())}, expected 0..{k - 1}")
+    return folds
+
+
+# ---- a run, trained and evaluated ----------------------------------------------------------------------
+
+@dataclass
+class Result:
+    """One training run evaluated on the test split."""
+
+    name: str
+    run: Run
+    history: pd.DataFrame
+    lrs: list[float]
+    test: pd.DataFrame  # id, target, score (and the truth columns for synthetic data)
+    evaluation: metrics.Evaluation
+    train_cadences: int
+    best_epoch: int
+    val_auc: float
+    minutes: float
+    images_per_s: float
+    checkpoint: Path | None
+    model: nn.Module = field(repr=False)
+
+    def row(self) -> dict:
+        """The run as one table row of plain numbers."""
+        return {**self.evaluation.to_dict(), "val_auc": self.val_auc, "train_cadences": self.train_cadences,
+                "epochs": len(self.history), "best_epoch": self.best_epoch, "minutes": self.minutes,
+                "images_per_s": self.images_per_s}
+
+
+def with_truth(data_dir, table: pd.DataFrame) -> pd.DataFrame:
+    """`table` (with an `id` column) joined with the synthetic truth table where the data set has one."""
+    truth = read_truth(data_dir)
+    if truth is None:
+        return table
+    return table.merge(truth.drop(columns=["target", "side"]), on="id", how="left")
+
+
+def train_and_evaluate(data_dir: str | Path, run: Run = Run(), out_dir: str | Path | None = None,
+                       name: str = "", progress: bool = True) -> Result:
+    """Split, train on the training part, pick the epoch on validation, score and evaluate the 30 % test split.
+
+    Seeded once, before the model is built; the device is the caller's to check first (`setup`, the command line
+    do). Writes `best.pt`, `history.csv`, `metrics.json` and `test_scores.csv`
+    into `out_dir` when given.
+    """
+    start = time.perf_counter()
+    fit_items, val_items, test_items = splits(read_labels(data_dir), run.config.seed, limit=run.limit)
+    seed_everything(run.config.seed)
+    model = build_model(run.model, in_channels=run.in_channels, pretrained=run.pretrained)
+    train_set, val_set, test_set = datasets(data_dir, run, fit_items, val_items, test_items, progress=progress)
+    if val_items.target.nunique() < 2:
+        raise ValueError(f"{data_dir}: the validation split holds only one class: its AUC cannot choose an epoch; "
+                         "use a data set with more cadences or needles")
+    trained = fit(model, train_set, val_set, run.config, out_dir, run.meta(), progress)
+    scores = predict(model, test_set, run.config.batch_size * 2, run.config.device)
+    test = with_truth(data_dir, test_items.assign(score=scores))
+    result = Result(name=name or run.model, run=run, history=trained.history, lrs=trained.lrs, test=test,
+                    evaluation=metrics.evaluate(test.target, test.score, seed=run.config.seed),
+                    train_cadences=len(fit_items), best_epoch=trained.best_epoch, val_auc=trained.best_auc,
+                    minutes=(time.perf_counter() - start) / 60,
+                    images_per_s=float(trained.history.images_per_s.mean()), checkpoint=trained.checkpoint,
+                    model=model)
+    if out_dir is not None:
+        out = Path(out_dir)
+        (out / "metrics.json").write_text(json.dumps({**run.describe(), **result.row()}, indent=1) + "\n")
+        test[["id", "target", "score"]].to_csv(out / "test_scores.csv", index=False)
+    return result
+
+
+def compare(data_dir: str | Path, runs: dict, base: Run = Run(), out_dir: str | Path | None = None,
+            progress: bool = True) -> dict[str, Result]:
+    """Train and evaluate several variants of `base` ({name: {setting: value}}), each into `out_dir/<name>`."""
+    results = {}
+    for name, changes in runs.items():
+        folder = Path(out_dir) / name.replace(" ", "_").replace("+", "plus") if out_dir else None
+        results[name] = train_and_evaluate(data_dir, base.but(**changes), folder, name, progress)
+    return results
+
+
+def table(results: dict[str, Result]) -> pd.DataFrame:
+    """One row per run: test AUC with its 95 % interval, recall at 1 % and 0.1 % FPR, counting metrics, cost."""
+    return pd.DataFrame({name: r.row() for name, r in results.items()}).T.astype(float)
+
+
+# ---- K-fold cross-validation ---------------------------------------------------------------------------
+
+@dataclass
+class CrossValidation:
+    """K-fold cross-validation: one row per fold, out-of-fold scores of the training part, and each fold's
+    scores of the test split."""
+
+    folds: pd.DataFrame  # epochs, best_epoch, val_auc and test_* counting metrics per fold
+    oof: pd.DataFrame  # id, target, fold, score: every training cadence scored by the model that did not see it
+    test: pd.DataFrame  # id, target of the test split
+    test_scores: dict[int, np.ndarray]  # fold -> scores aligned with `test`
+
+    def ensemble(self) -> np.ndarray:
+        """The fold models' mean probability on the test split."""
+        return np.mean(list(self.test_scores.values()), axis=0)
+
+
+def _train_fold(data_dir, run: Run, folds: pd.DataFrame, fold: int, test_part: pd.DataFrame, fold_dir: Path,
+                progress: bool) -> None:
+    """Train fold `fold`, score its validation part and the test split, and mark it finished (fold.json, last)."""
+    train_items, val_items = folds[folds.fold != fold], folds[folds.fold == fold]
+    train_set, val_set, test_set = datasets(data_dir, run, train_items, val_items, test_part, progress=progress)
+    seed_everything(run.config.seed + fold)
+    model = build_model(run.model, in_channels=run.in_channels, pretrained=run.pretrained)
+    trained = fit(model, train_set, val_set, run.config, fold_dir, run.meta(fold=fold), progress)
+    batch = run.config.batch_size * 2
+    val_items.assign(score=predict(model, val_set, batch, run.config.device)).to_csv(fold_dir / "oof.csv",
+                                                                                    index=False)
+    test_part.assign(score=predict(model, test_set, batch, run.config.device)).to_csv(fold_dir / "test_scores.csv",
+                                                                                     index=False)
+    (fold_dir / "fold.json").write_text(json.dumps({"fold": fold, "best_epoch": trained.best_epoch,
+                                                    "val_auc": trained.best_auc,
+                                                    "epochs": len(trained.history)}) + "\n")
+
+
+def cross_validate(data_dir: str | Path, out_dir: str | Path, run: Run = Run(), k: int = 5,
+                   progress: bool = True) -> CrossValidation:
+    """Stratified K-fold cross-validation on the 70 % training part, each fold's model also scored on the 30 %
+    test split.
+
+    The fold assignment is written to `out_dir/folds.csv` and reused. A finished fold leaves
+    `fold<k>/fold.json` (written last); a rerun after an interruption skips those folds and trains the rest.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    train_part, test_part = split(read_labels(data_dir), 0.3, run.config.seed)
+    folds = folds_csv(out / "folds.csv", train_part, k, run.config.seed)
+    rows, oof, test_scores = [], [], {}
+    for fold in range(k):
+        fold_dir = out / f"fold{fold}"
+        if not (fold_dir / "fold.json").exists():
+            _train_fold(data_dir, run, folds, fold, test_part, fold_dir, progress)
+        summary = json.loads((fold_dir / "fold.json").read_text())
+        fold_test = pd.read_csv(fold_dir / "test_scores.csv", dtype={"id": str})
+        test_scores[fold] = fold_test.score.to_numpy()
+        rows.append({**summary, **{f"test_{m}": v for m, v in
+                                   metrics.threshold_metrics(fold_test.target, fold_test.score).items()}})
+        oof.append(pd.read_csv(fold_dir / "oof.csv", dtype={"id": str}))
+    return CrossValidation(pd.DataFrame(rows).set_index("fold"), pd.concat(oof, ignore_index=True),
+                           test_part.reset_index(drop=True), test_scores)
+
+
+# ---- the deep models beside the classical search; a checkpoint on any folder ---------------------------
+
+def versus_search(data_dir, labels: pd.DataFrame, models: dict, seed: int = 0, levels=(2, 3)):
+    """Deep models against the classical search on the same test cadences (`search_sample`: de-Doppler scores
+    cached by 02, computed here when absent). `models` maps a name to a table with `id` and `score` over the test
+    split. Returns the sample (with the truth columns where the data set has them) and {detector: scores aligned
+    with it}."""
+    test = search_sample(labels, seed)
+    classical = score_cadences(data_dir, test.id.tolist())
+    scores = {name: table.set_index("id").score.loc[test.id].to_numpy() for name, table in models.items()}
+    scores.update({f"de-Doppler, level {level}": classical[f"level{level}"].to_numpy() for level in levels})
+    return with_truth(data_dir, test).reset_index(drop=True), scores
+
+
+def score_folder(checkpoint_path: str | Path, data_dir: str | Path, side: str = "", device: str = "cpu",
+                 progress: bool = True) -> pd.DataFrame:
+    """id and score of every cadence file of one side of a Kaggle-layout folder (`test` where it exists, unless
+    `side` says), scored by a checkpoint with the layout and preprocessing it was trained on."""
+    checkpoint = load_checkpoint(checkpoint_path)
+    model = model_from_checkpoint(checkpoint, checkpoint_path)
+    side = side or ("test" if (Path(data_dir) / "test").is_dir() else "train")
+    ids = side_ids(data_dir, side)  # the files present: a partial download scores what it has
+    if not ids:
+        raise FileNotFoundError(f"{data_dir}: no {side} cadences to score")
+    meta = checkpoint["meta"]
+    dataset = CadenceDataset(data_dir, pd.DataFrame({"id": ids}), meta["layout"], Preprocess(**meta["preprocess"]),
+                             side=side, progress=progress)
+    return pd.DataFrame({"id": ids, "score": predict(model, dataset, device=device, progress=progress)})
