@@ -24,7 +24,7 @@ from .data import cadence_path, check_files, read_cadence, side_ids
 from .preprocess import Preprocess
 from .runtime import progress_bar, project_dir
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # bump when a cache's content changes for the same key (2: the OFF bandpass fitted per scan)
 
 
 def cache_root() -> Path:

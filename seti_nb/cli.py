@@ -47,7 +47,7 @@ def _synth(args) -> int:
     from .synth import synthesize
 
     config = SynthConfig(n=args.n, seed=args.seed, positive_fraction=args.positive_fraction,
-                         test_fraction=args.test_fraction)
+                         test_fraction=0.0 if args.twins else args.test_fraction, twins=args.twins)
     start = time.perf_counter()
     out = synthesize(args.out, config, workers=args.workers)
     seconds = time.perf_counter() - start
@@ -86,8 +86,8 @@ def _train(args) -> int:
                          loss=args.loss, scheduler=args.scheduler, device=args.device, precision=args.precision,
                          num_workers=args.workers, seed=args.seed)
     preprocess = Preprocess(args.bandpass, args.time_average, args.channel_average, args.clip, args.gain)
-    run = Run(args.model, args.layout, preprocess, args.pretrained, args.augment, args.interference, args.limit,
-              config)
+    run = Run(args.model, args.layout, preprocess, args.pretrained, args.augment, args.interference, args.inject,
+              args.limit, config)
     pick_device(args.device)  # an absent GPU is named before anything else happens
     data = ensure_data(args.data or "")
     parent = args.out or runs_dir()
@@ -149,6 +149,9 @@ def _synth_options(p) -> None:
                    help="share of needles (default %(default)s)")
     p.add_argument("--test-fraction", type=_share, default=default.test_fraction,
                    help="unlabelled test cadences, as a share of --n (default %(default)s)")
+    p.add_argument("--twins", action="store_true",
+                   help="the twin test's set instead: --n cadences in pairs, each a needle and the same signal "
+                        "continued through the OFF scans (interference), no test side")
     p.add_argument("--workers", type=_count, default=None, help="processes (default: one per core)")
 
 
@@ -195,6 +198,10 @@ def _train_options(p) -> None:
                    help="frequency flip and shift on training data")
     p.add_argument("--interference", type=_share, default=run.interference,
                    help="with --augment: the chance of adding a partial-band burst and wide emission to a scan")
+    p.add_argument("--inject", type=_share, default=run.inject,
+                   help="with --augment: the chance of injecting a signal, a needle in the ON scans only or the same "
+                        "kind continued through the OFF scans (interference), which only the OFF scans tell apart "
+                        "(default %(default)s)")
     p.add_argument("--limit", type=int, default=run.limit, help="train on a stratified subset of this many cadences")
     p.add_argument("--device", choices=DEVICES, default=config.device)
     p.add_argument("--precision", choices=PRECISIONS, default=config.precision,

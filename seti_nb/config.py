@@ -32,15 +32,25 @@ LAYOUTS = {
 @dataclass(frozen=True)
 class SynthConfig:
     """A synthetic data set: `n` labelled training cadences (a share `positive_fraction` of needles) and
-    `round(n * test_fraction)` unlabelled test cadences, all a function of `seed`."""
+    `round(n * test_fraction)` unlabelled test cadences, all a function of `seed`.
+
+    With `twins`, the set of the twin test instead: `n` labelled cadences in `n / 2` pairs, each a needle and its
+    interference twin made from one draw (the same signal continued through the OFF scans), no test side.
+    """
 
     n: int = 2000
     seed: int = 0
     positive_fraction: float = 0.1
     test_fraction: float = 0.05
     snr_range: tuple[float, float] = (4.0, 80.0)
+    twins: bool = False
 
     def __post_init__(self):
+        if self.twins:
+            if self.n % 2 or self.test_fraction:
+                raise ValueError(f"a twin set has an even number of cadences and no test side, got n={self.n}, "
+                                 f"test_fraction={self.test_fraction}")
+            object.__setattr__(self, "positive_fraction", 0.5)
         check_whole("n", self.n)
         check_whole("seed", self.seed, 0)
         check_number("positive fraction", self.positive_fraction, 0, 1, low_open=True, high_open=True)
@@ -96,12 +106,14 @@ class Run:
     pretrained: bool = False
     augment: bool = True  # frequency flip and shift on the training data
     interference: float = 0.4  # with augment: the chance of each kind of added interference (see dataset.Augment)
+    inject: float = 0.5  # with augment: the chance of an injected signal, needle or interference (dataset.Augment)
     limit: int = 0  # train on a stratified subset of this many cadences; 0 keeps the whole training part
     config: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self):
         check_choice("layout", self.layout, LAYOUTS)
         check_number("interference", self.interference, 0, 1)
+        check_number("inject", self.inject, 0, 1)
         check_whole("limit", self.limit, 0)
 
     def but(self, **changes) -> Run:
@@ -133,5 +145,6 @@ class Run:
         return {"model": self.model, "layout": self.layout, "pretrained": self.pretrained,
                 "input": f"{p.frame_shape[0]}x{p.frame_shape[1]} per scan, bandpass {p.bandpass}",
                 "augment": self.augment, "interference": self.interference if self.augment else 0.0,
+                "inject": self.inject if self.augment else 0.0,
                 "sampler": self.config.sampler, "loss": self.config.loss,
                 "scheduler": self.config.scheduler}

@@ -219,8 +219,9 @@ def unfinished_synthesis(root: str | os.PathLike) -> str | None:
     if not marker.is_file():
         return None
     meta = json.loads(marker.read_text())
-    command = (f"seti-nb synth {root} --n {meta['n']} --seed {meta['seed']} --positive-fraction "
-               f"{meta['positive_fraction']} --test-fraction {meta['test_fraction']}")
+    command = (f"seti-nb synth {root} --n {meta['n']} --seed {meta['seed']} "
+               + ("--twins" if meta.get("twins") else f"--positive-fraction {meta['positive_fraction']} "
+                                                      f"--test-fraction {meta['test_fraction']}"))
     return f"an unfinished synthesis (interrupted): run `{command}` to finish it, or remove the folder"
 
 

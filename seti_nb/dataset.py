@@ -11,9 +11,10 @@ import torch
 
 from .cache import cached_frames
 from .cadence import N_FRAMES, OFF_FRAMES, ON_FRAMES
-from .config import LAYOUT_CHANNELS, LAYOUTS, Run
+from .config import LAYOUT_CHANNELS, LAYOUTS, Run, SynthConfig
 from .data import DataError, check_files, read_cadence
 from .preprocess import Preprocess
+from .synth import continuous_path, draw_signal, in_band, render
 
 
 def layout_channels(layout: str) -> int:
@@ -43,8 +44,9 @@ class CadenceDataset:
 
     `items` has an `id` column and, for labelled data, `target`. Reduced resolutions come from the training
     cache (built on first use, `seti_nb.cache`); full resolution streams from the files, header-checked first.
-    `transform` (a callable on the six preprocessed scans, float32 `(6, rows, channels)`, for augmentation; it must
-    not write into them) is given by whoever builds the training set.
+    `transform` (a callable on the six preprocessed scans, float32 `(6, rows, channels)`, and the label, returning
+    both: augmentation, which may change the label; it must not write into the scans) is given by whoever builds
+    the training set.
     """
 
     def __init__(self, root: str | Path, items: pd.DataFrame, layout: str = "frames", preprocess=None,
@@ -79,33 +81,43 @@ class CadenceDataset:
         return torch.from_numpy(np.array(self._frames[self.rows[i]])).float().numpy()
 
     def __getitem__(self, i: int):
-        frames = self.frames(i)
+        frames, target = self.frames(i), self.targets[i]
         if self.transform is not None:
-            frames = self.transform(frames)
-        return torch.from_numpy(np.ascontiguousarray(to_layout(frames, self.layout))), torch.tensor(self.targets[i])
+            frames, target = self.transform(frames, target)
+        return torch.from_numpy(np.ascontiguousarray(to_layout(frames, self.layout))), torch.tensor(target)
 
     def __getstate__(self):
         return {**self.__dict__, "_frames": None}
 
 
 class Augment:
-    """Augmentations that keep the physics, on the six preprocessed scans `(6, rows, channels)` before the layout
-    is made: mirror the band (a drift becomes the opposite drift) and shift along frequency (a needle can sit
-    anywhere in the band). Time is never flipped: that would reverse the ON/OFF order and the direction of time
-    within each scan.
+    """Augmentations that keep the physics, on the six preprocessed scans `(6, rows, channels)` and the label,
+    before the layout is made: mirror the band (a drift becomes the opposite drift) and shift along frequency (a
+    needle can sit anywhere in the band). Time is never flipped: that would reverse the ON/OFF order and the
+    direction of time within each scan.
 
     `interference` > 0 adds, each with that probability, interference the telescope receives wherever it points,
     to one scan drawn at random, whatever the label (so it comes to be ignored, in ON scans too): a broadband
     burst over part of the band (one row, 10-50 % of the channels) and a wide emission over 5-25 % of the band that
     lasts part of the scan. Both are what the real sample's haystacks show and the default generator lacks.
+
+    `inject` > 0 adds, with that probability, a signal drawn as the generator draws needles (`synth.render`):
+    to a haystack, half the time in its ON scans only (it becomes a needle); otherwise, and always to a needle,
+    continued in cadence time through the OFF scans (interference: the label stays). The two are drawn and rendered
+    alike, so only the OFF scans tell them apart: the counterfactual that teaches the ON/OFF rule, in numbers no
+    data set holds.
     """
 
-    def __init__(self, max_shift: int = 16, interference: float = 0.0, seed: int = 0):
-        self.max_shift, self.interference = max_shift, interference
+    def __init__(self, preprocess: Preprocess, max_shift: int = 16, interference: float = 0.0, inject: float = 0.0,
+                 seed: int = 0, snr_range: tuple[float, float] = SynthConfig().snr_range):
+        self.preprocess, self.max_shift, self.interference, self.inject = preprocess, max_shift, interference, inject
+        self.snr_range = snr_range
         self.rng = np.random.default_rng(seed)
 
-    def __call__(self, frames: np.ndarray) -> np.ndarray:
+    def __call__(self, frames: np.ndarray, target: float) -> tuple[np.ndarray, float]:
         rng = self.rng
+        if rng.random() < self.inject:
+            frames, target = self._inject(frames, target)
         if rng.random() < 0.5:
             frames = frames[..., ::-1]
         shift = int(rng.integers(-self.max_shift, self.max_shift + 1))
@@ -123,15 +135,29 @@ class Augment:
                 last = int(rng.integers(first + 1, rows + 1))
                 bump = rng.uniform(1, 8) * np.exp(-0.5 * ((np.arange(channels) - centre) / sigma) ** 2)
                 frames[rng.integers(len(frames)), first:last] += bump.astype(np.float32)
-        return frames
+        return frames, target
+
+    def _inject(self, frames: np.ndarray, target: float) -> tuple[np.ndarray, float]:
+        rng = self.rng
+        if target == 0 and rng.random() < 0.5:  # a needle, in one to three ON scans
+            on = tuple(sorted(rng.choice(ON_FRAMES, size=rng.choice([3, 2, 1], p=[0.65, 0.2, 0.15]), replace=False)))
+            params = draw_signal(rng, on[0], self.snr_range)
+            signal, target = render(params, in_band(params, on), self.preprocess, rng), 1.0
+        else:  # the same kind of signal continued through the OFF scans
+            params, scans = continuous_path(rng, self.snr_range)
+            signal = render(params, scans, self.preprocess, rng)
+        frames = frames + signal
+        if self.preprocess.clip:
+            np.clip(frames, -self.preprocess.clip, self.preprocess.clip, out=frames)
+        return frames, target
 
 
 def datasets(data_dir, run: Run, *items, progress: bool = True) -> list[CadenceDataset]:
     """A run's datasets for the cadences `items` (training set first: it alone gets the run's augmentation)."""
     made = []
     for i, part in enumerate(items):
-        transform = (Augment(interference=run.interference, seed=run.config.seed) if run.augment and i == 0
-                     else None)
+        transform = (Augment(run.preprocess, interference=run.interference, inject=run.inject, seed=run.config.seed)
+                     if run.augment and i == 0 else None)
         made.append(CadenceDataset(data_dir, part, run.layout, run.preprocess, transform=transform,
                                    progress=progress))
     return made

@@ -22,11 +22,13 @@ from pathlib import Path
 import numba
 import numpy as np
 import pandas as pd
+from scipy.ndimage import maximum_filter1d
 
 from .cache import cache_root, fingerprint
 from .cadence import DF_HZ, DT_S, N_FRAMES, OFF_FRAMES, ON_FRAMES, ROWS, frame_start_s
 from .data import map_cadences, side_ids
 from .preprocess import Preprocess
+from .runtime import check_number, check_whole
 from .synth import import_setigen
 
 
@@ -120,13 +122,25 @@ class Search:
     `max_drift_hz_s` bounds the drift rates searched (both signs), rounded up to whole shear segments of one
     channel per row (4 Hz/s at full resolution searches up to 5.08 Hz/s; `drift_rates()` lists them); `threshold`
     is the hit SNR; `veto_channels` is how far (in channels at the search's resolution) an OFF signal vetoes an ON
-    one.
+    one; a path followed into another scan is searched for within `veto_channels` plus `path_slack` times the
+    channels it was extrapolated by (curved paths leave the straight line they are searched along); OFF evidence
+    above `veto_threshold` vetoes (just above the strongest noise along a path: the highest of some ten thousand
+    noise bins rarely reaches 5 sigmas).
     """
 
     preprocess: Preprocess = Preprocess("off")
     max_drift_hz_s: float = 4.0
     threshold: float = 10.0
     veto_channels: int = 3
+    path_slack: float = 0.25
+    veto_threshold: float = 5.0
+
+    def __post_init__(self):
+        check_number("max_drift_hz_s", self.max_drift_hz_s, 0, 50, low_open=True)  # 50 Hz/s: far beyond BL's
+        check_number("threshold", self.threshold, 0, 1e4, low_open=True)
+        check_whole("veto_channels", self.veto_channels, 0)
+        check_number("path_slack", self.path_slack, 0, 1)
+        check_number("veto_threshold", self.veto_threshold, 0, 1e4, low_open=True)
 
     @property
     def rows(self) -> int:
@@ -172,26 +186,51 @@ class Search:
     def score(self, cadence: np.ndarray) -> dict[str, float]:
         """Continuous cadence scores at turboSETI's three filter levels, from the raw cadence `(6, 273, 256)`.
 
-        1: the strongest ON bin (no veto). 2: the strongest ON bin after the OFF veto. 3: the weakest of the three
-        ON scans along one signal continuous in time (the start channel in scan i follows from the drift and the
-        time elapsed), after the veto. The veto divides an ON bin's SNR by how far the OFF scans' strongest
-        signal at the same place (drift +-1 bin, +-`veto_channels`) exceeds the threshold: a ratio, so
-        interference of any brightness is vetoed relative to itself, and interference that restarts in every
-        scan is vetoed because it sits at the same place in the OFF scans.
+        1: the strongest ON bin (no veto). 2: the strongest ON bin after the OFF veto. 3: the combined SNR of one
+        signal continuous in time through the ON scans, after the veto. The veto is the ON/OFF rule: an ON bin's
+        SNR is divided by how far the strongest OFF signal on its path exceeds `veto_threshold` (`off_evidence`),
+        a ratio, so interference of any brightness is vetoed relative to itself.
         """
         planes = self.transform(self.preprocess(cadence))
         on, off = planes[list(ON_FRAMES)], planes[list(OFF_FRAMES)]
-        near = _max_near(off.max(axis=0), 1, self.veto_channels)
-        vetoed = on / np.maximum(1.0, near / self.threshold)[None]
+        vetoed = on / np.maximum(1.0, self.off_evidence(off) / self.veto_threshold)
         level3 = self._continuous(vetoed)
         return {"level1": float(on.max()), "level2": float(vetoed.max()), "level3": float(level3)}
 
+    def off_evidence(self, off: np.ndarray) -> np.ndarray:
+        """For each ON scan and bin (drift, start channel) of its plane, the strongest OFF signal on that bin's path
+        continued in time (`on_path`), or at the same place (interference that restarts in every scan).
+        `off`: the three OFF planes `(3, drifts, channels)`; returns `(3, drifts, channels)`."""
+        same_place = _max_near(off.max(axis=0), 1, self.veto_channels)
+        return np.maximum(same_place[None], self.on_path(off, ON_FRAMES, OFF_FRAMES).max(axis=1))
+
+    def on_path(self, planes: np.ndarray, sources, targets, outside: float = 0.0) -> np.ndarray:
+        """For each bin (drift, start channel) of the planes of scans `sources`, the strongest signal of each of
+        the planes of scans `targets` (given, in that order) on the bin's path continued in time: where the path is
+        when a later scan starts or when an earlier one ends (turboSETI's `find_event` looks for an OFF hit within
+        the drift times the elapsed time), whatever that signal's own drift (a bending path keeps its place, not
+        its drift), within `veto_channels` plus `path_slack` of the channels extrapolated; `outside` where the
+        path has left the band. Returns `(len(sources), len(targets), drifts, channels)`."""
+        channels = planes.shape[-1]
+        ends = np.empty((len(planes), channels), planes.dtype)
+        _ends(planes, _scan_shifts(self), ends)  # the strongest signal ending at each channel
+        profiles = np.concatenate([planes.max(axis=1), ends])  # ... and starting there: (2 n, channels)
+        table = np.concatenate([maximum_filter1d(profiles, 2 * (self.veto_channels + w) + 1, axis=1, mode="constant",
+                                                 cval=-np.inf) for w in _slack_steps(channels)])
+        rows, shifts = _path_reading(self, channels, tuple(sources), tuple(targets))
+        out = np.empty((*rows.shape, channels), planes.dtype)
+        _read_paths(table, rows, shifts, outside, out)
+        return out
+
     def _continuous(self, vetoed: np.ndarray) -> float:
-        """max over (drift, start channel in scan 0) of the minimum over ON scans along the continued path."""
-        best = vetoed[0].copy()
-        for plane, path in zip(vetoed[1:], _continued_paths(self, vetoed.shape[-1])):
-            np.minimum(best, np.append(plane, 0.0)[path], out=best)  # outside the band: the appended zero
-        return float(best.max())
+        """The strongest signal continuous in time through the ON scans: max over (drift, start channel in the
+        first ON scan) of the combined SNR along the continued path (the sum over the ON scans where the path is in
+        the band, divided by the square root of their number: a matched filter along the path), after the veto.
+        A drift that leaves the band is not held against a needle; a minimum over the scans would be, and would
+        sink a faint needle into the noise."""
+        later = self.on_path(vetoed[1:], ON_FRAMES[:1], ON_FRAMES[1:], outside=np.nan)[0]
+        along = np.concatenate([vetoed[:1], later])
+        return float((np.nansum(along, axis=0) / np.sqrt(np.isfinite(along).sum(axis=0))).max())
 
     def hits(self, scan_plane: np.ndarray, frame: int = 0) -> pd.DataFrame:
         """Local maxima of one scan's de-Doppler plane above the threshold: channel, drift (Hz/s), SNR."""
@@ -202,19 +241,63 @@ class Search:
             "snr", ascending=False, ignore_index=True)
 
 
+def _slack_steps(channels: int) -> tuple[int, ...]:
+    """The extra channels of the windows a continued path is searched in: 0, 2, 6, 14... up to the band."""
+    steps = [0]
+    while steps[-1] < channels:
+        steps.append(2 * steps[-1] + 2)
+    return tuple(steps)
+
+
 @functools.lru_cache(maxsize=8)
-def _continued_paths(search: Search, channels: int) -> list[np.ndarray]:
-    """For each ON scan after the first, where a path of the de-Doppler plane `(drifts, channels)` starting at
-    (drift, channel) in the first ON scan continues, as indices into that scan's flattened plane (its size,
-    pointing one past the end, when the path has left the band)."""
-    drifts_px_s = search.drift_rates() / search.channel_hz  # channels per second
-    rows = np.arange(len(drifts_px_s))[:, None]
-    paths = []
-    for frame in ON_FRAMES[1:]:
-        offset = np.rint(drifts_px_s * (frame_start_s(frame) - frame_start_s(ON_FRAMES[0]))).astype(int)
-        idx = np.arange(channels)[None, :] + offset[:, None]
-        paths.append(np.where((idx >= 0) & (idx < channels), rows * channels + idx, len(rows) * channels))
-    return paths
+def _scan_shifts(search: Search) -> np.ndarray:
+    """The channels each drift row of a plane drifts over one scan (whole channels)."""
+    return np.rint(search.drift_rates() / search.channel_hz * (search.rows - 1) * search.row_s).astype(np.int64)
+
+
+@numba.njit(cache=True, boundscheck=False)
+def _ends(planes, shifts, out):
+    """out[k, c]: the strongest bin of plane k whose path ends at channel c (starts at c - shifts[drift])."""
+    n, drifts, channels = planes.shape
+    for k in range(n):
+        out[k, :] = 0.0
+        for d in range(drifts):
+            for c in range(max(0, shifts[d]), min(channels, channels + shifts[d])):
+                out[k, c] = max(out[k, c], planes[k, d, c - shifts[d]])
+
+
+@numba.njit(cache=True, boundscheck=False)
+def _read_paths(table, rows, shifts, outside, out):
+    """out[a, b, d, c] = table[rows[a, b, d], c + shifts[a, b, d]], `outside` where that leaves the band."""
+    sources, targets, drifts, channels = out.shape
+    for a in range(sources):
+        for b in range(targets):
+            for d in range(drifts):
+                row, shift = rows[a, b, d], shifts[a, b, d]
+                for c in range(channels):
+                    at = c + shift
+                    out[a, b, d, c] = table[row, at] if 0 <= at < channels else outside
+
+
+@functools.lru_cache(maxsize=16)
+def _path_reading(search: Search, channels: int, sources: tuple[int, ...], targets: tuple[int, ...]):
+    """Where `on_path` reads its table (windows x (starts, ends) x targets, channels) along each source bin's
+    continued path: the row (window wide enough for the channels extrapolated; a later target scan's starts, an
+    earlier one's ends) and the channel shift, each `(sources, targets, drifts)`."""
+    drifts_px_s = search.drift_rates() / search.channel_hz
+    scan_s = (search.rows - 1) * search.row_s
+    steps = np.array(_slack_steps(channels))
+    n = len(targets)
+    rows = np.empty((len(sources), n, len(drifts_px_s)), dtype=np.int64)
+    shifts = np.empty_like(rows)
+    for a, source in enumerate(sources):
+        for b, target in enumerate(targets):
+            later = target > source
+            shift = drifts_px_s * (frame_start_s(target) - frame_start_s(source) + (0 if later else scan_s))
+            step = np.minimum(np.searchsorted(steps, search.path_slack * np.abs(shift)), len(steps) - 1)
+            rows[a, b] = step * 2 * n + (0 if later else n) + b
+            shifts[a, b] = np.rint(shift)
+    return rows, shifts
 
 
 def score_cadences(root, ids: list[str], side: str = "train", search: Search = Search(), progress: bool = True,

@@ -144,6 +144,32 @@ def recall_table(truth: pd.DataFrame, scores: dict, fpr: float = 0.01, by: str =
     return pd.DataFrame(columns).assign(needles=needles)
 
 
+def twin_table(twins: pd.DataFrame, scores: dict, thresholds: dict | None = None) -> pd.DataFrame:
+    """The twin test of several detectors, one row each ({name: scores aligned with `twins`}, the twin set's truth:
+    `pair`, `target`, `kind`, `snr`). A pair is ranked right when the needle scores above its interference twin (a
+    tie counts half): overall, by path kind and by SNR. With `thresholds` ({name: the detector's 1 % FPR threshold
+    on its own test split}), also the share of interference twins, and of needles, above it: how much interference
+    would join a survey's candidate list."""
+    rows = {}
+    for name, score in scores.items():
+        table = twins.assign(score=np.asarray(score, dtype=float))
+        needle = table[table.target == 1].set_index("pair").sort_index()
+        twin = table[table.target == 0].set_index("pair").loc[needle.index]
+        right = (needle.score > twin.score) + 0.5 * (needle.score == twin.score)
+        snr = pd.cut(needle.snr, TWIN_SNR_BINS, right=False, labels=[f"SNR {b}" for b in TWIN_SNR_LABELS])
+        row = {"pairs right": right.mean(), **right.groupby(needle.kind).mean(),
+               **right.groupby(snr, observed=True).mean()}
+        if thresholds is not None and name in thresholds:
+            row.update({"twins above threshold": float((twin.score > thresholds[name]).mean()),
+                        "needles above threshold": float((needle.score > thresholds[name]).mean())})
+        rows[name] = row
+    return pd.DataFrame(rows).T.astype(float)
+
+
+TWIN_SNR_BINS = (0, 15, 30, np.inf)  # the twin set's SNRs run from 8 to 80
+TWIN_SNR_LABELS = ("8-15", "15-30", "30+")
+
+
 def file_statistics(cadence: np.ndarray) -> dict[str, float]:
     """Whole-file statistics pooled over all six frames: what the first Kaggle release leaked through."""
     x = np.asarray(cadence, dtype=np.float64).ravel()

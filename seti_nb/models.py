@@ -41,31 +41,39 @@ class SmallCNN(nn.Module):
         return self.fc(self.features(x).flatten(1))
 
 
-def _conv(c_in: int, c_out: int, kernel_size: int = 3, stride: int = 1) -> list[nn.Module]:
-    return [nn.Conv2d(c_in, c_out, kernel_size, stride=stride, padding=kernel_size // 2, bias=False),
+def _conv(c_in: int, c_out: int, kernel_size=3, stride: int = 1, dilation=1) -> list[nn.Module]:
+    kernel_size, dilation = nn.modules.utils._pair(kernel_size), nn.modules.utils._pair(dilation)
+    padding = tuple(d * (k // 2) for k, d in zip(kernel_size, dilation))
+    return [nn.Conv2d(c_in, c_out, kernel_size, stride=stride, padding=padding, dilation=dilation, bias=False),
             nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
 
 
 class CadenceCNN(nn.Module):
-    """A CNN with the ON/OFF logic built in, for the `frames` layout (the six scans as six aligned channels).
+    """A CNN with the ON/OFF rule built in, for the `frames` layout (the six scans as six aligned channels).
 
     1. Every scan goes through the same small encoder (shared weights): line-like features per place.
-    2. Each ON scan's features are set beside the OFF scans' (their maximum and mean) *at the same place*
-       (same rows of the scan, same channels) and a head compares them there: interference is where the telescope
-       looked away too, at the same frequency, or at the same place within every scan when it restarts per scan.
-    3. Only then is anything pooled: the strongest evidence over places, then the strongest and the mean over
-       the three ON scans (a needle may be in only one of them) into one logit.
+    2. Each ON scan's features are set beside the OFF scans' *at the same place* (their maximum and mean at the
+       same rows and channels): interference that sits still, or restarts at the same place in every scan.
+    3. With `context`, each ON scan is also seen in time order between the scan before and the scan after it,
+       one tall feature map convolved across the scan boundaries (dilated, wide in frequency: its receptive
+       field spans the largest drift over a scan and a slew), so a line that continues from the ON scan into an
+       OFF scan, where the path has moved to by then, shows where the ON evidence is: interference by the rule.
+    4. A head compares all of it place by place; only then is anything pooled: the strongest evidence over places,
+       then the strongest and the mean over the three ON scans (a needle may be in only one of them).
     """
 
-    def __init__(self, in_channels: int = 6, width: int = 8):
+    def __init__(self, in_channels: int = 6, width: int = 8, context: bool = True):
         super().__init__()
         if in_channels != len(ON_FRAMES) + len(OFF_FRAMES):
             raise ValueError(f"cadence-cnn takes the 'frames' layout (6 channels), got {in_channels} channels")
-        # a strided first convolution: every pixel seen, at a quarter of the cost of convolving then pooling
-        self.encoder = nn.Sequential(*_conv(1, width, stride=2), *_conv(width, 2 * width), nn.MaxPool2d(2),
-                                     *_conv(2 * width, 2 * width))
         c = 2 * width
-        self.head = nn.Sequential(*_conv(3 * c, c), nn.Conv2d(c, c, 1))
+        # a strided first convolution: every pixel seen, at a quarter of the cost of convolving then pooling
+        self.encoder = nn.Sequential(*_conv(1, width, stride=2), *_conv(width, c), nn.MaxPool2d(2), *_conv(c, c))
+        # at half the frequency resolution and half the features: a fifth of the cost, twice the reach in frequency
+        self.context = nn.Sequential(nn.MaxPool2d((1, 2)), *_conv(c + 1, width, (3, 5)),
+                                     *_conv(width, width, (3, 5), dilation=2), *_conv(width, width, (3, 5), dilation=4),
+                                     nn.Upsample(scale_factor=(1, 2))) if context else None
+        self.head = nn.Sequential(*_conv(3 * c + (width if context else 0), c), nn.Conv2d(c, c, 1))
         self.fc = nn.Linear(2 * c, 1)
 
     def forward(self, x):
@@ -73,11 +81,27 @@ class CadenceCNN(nn.Module):
         f = self.encoder(x.reshape(b * n, 1, h, w))
         f = f.reshape(b, n, *f.shape[1:])  # (batch, scan, features, rows, channels)
         on, off = f[:, list(ON_FRAMES)], f[:, list(OFF_FRAMES)]
-        off = torch.cat([off.amax(1, keepdim=True), off.mean(1, keepdim=True)], 2).expand(-1, len(ON_FRAMES),
-                                                                                          -1, -1, -1)
-        z = torch.cat([on, off], 2).flatten(0, 1)  # each ON scan beside the OFF scans, place by place
-        z = self.head(z).amax((-2, -1)).reshape(b, len(ON_FRAMES), -1)
+        strongest = off.amax(1, keepdim=True)
+        same_place = torch.cat([strongest, off.mean(1, keepdim=True)], 2)
+        parts = [on, same_place.expand(-1, len(ON_FRAMES), -1, -1, -1)]
+        if self.context is not None:
+            parts.append(self._in_time(f))
+        z = self.head(torch.cat(parts, 2).flatten(0, 1)).amax((-2, -1)).reshape(b, len(ON_FRAMES), -1)
         return self.fc(torch.cat([z.amax(1), z.mean(1)], 1))
+
+    def _in_time(self, f: torch.Tensor) -> torch.Tensor:
+        """Each ON scan's features between the scan before and after it, in time order, convolved across the
+        boundaries; the ON scan's part returned `(batch, ON scans, features, rows, channels)`. A marker channel
+        tells ON rows (+1) from OFF rows (-1) and from the missing scan before the first (0)."""
+        b, n, c, rows, channels = f.shape
+        padded = torch.cat([f.new_zeros(b, 1, c, rows, channels), f], 1)  # scan i is padded[:, i + 1]
+        marker = f.new_tensor([0.0] + [1.0 if i in ON_FRAMES else -1.0 for i in range(n)])
+        tall = torch.stack([padded[:, i:i + 3].transpose(1, 2).flatten(2, 3) for i in ON_FRAMES], 1)
+        tall = tall.reshape(b * len(ON_FRAMES), c, 3 * rows, channels)  # (batch x ON scans, features, 3 scans' rows, .)
+        marks = torch.stack([marker[i:i + 3].repeat_interleave(rows) for i in ON_FRAMES])  # (ON scans, 3 rows)
+        marks = marks[None, :, None, :, None].expand(b, -1, 1, -1, channels).reshape(-1, 1, 3 * rows, channels)
+        z = self.context(torch.cat([tall, marks], 1))[..., rows:2 * rows, :channels]
+        return z.reshape(b, len(ON_FRAMES), -1, rows, channels)
 
 
 def adapt_stem(weight: torch.Tensor, in_channels: int) -> torch.Tensor:

@@ -17,11 +17,14 @@ BANDPASS = ("scan", "off", "none")
 class Preprocess:
     """What is done to a cadence `(6, 273, 256)` before a model or a search sees it, in this order:
 
-    1. bandpass removal: subtract each channel's median over time, of each scan (`"scan"`) or of the three OFF
-       scans together (`"off"`, the same for all six), or nothing (`"none"`). The receiver's bandpass draws the
+    1. bandpass removal: subtract each channel's median over time, of each scan (`"scan"`), or of the three OFF
+       scans together fitted to each scan (`"off"`), or nothing (`"none"`). The receiver's bandpass draws the
        vertical stripes of every raw waterfall; a needle, a narrow line that moves, survives the median. With
        `"off"`, a needle that barely drifts survives too (a per-scan median would remove it with the stripes),
-       while interference present in the OFF scans is removed from all six.
+       while interference present in the OFF scans is removed from all six. The bandpass keeps its shape from
+       pointing to pointing but not its scale (the system temperature changes with the sky), so the OFF scans'
+       bandpass is fitted to each scan's own median spectrum (scale, offset and tilt, least squares over the
+       channels, where a narrow needle weighs almost nothing) before it is subtracted.
        Then, unless `gain=False`, subtract each row's median over channels: the receiver's gain wandering in time
        and broadband bursts draw horizontal bands; a narrowband needle occupies too few channels to move it.
     2. averaging `time_average` rows and `channel_average` channels into one pixel (a remainder is dropped):
@@ -74,7 +77,7 @@ class Preprocess:
         elif self.bandpass == "off":
             if len(x) != N_FRAMES:
                 raise ValueError("bandpass='off' needs all six frames of a cadence")
-            x = x - time_median(x[list(OFF_FRAMES)].reshape(1, -1, x.shape[-1]))[:, None, :]
+            x = x - fitted_bandpass(x)[:, None, :]
         if self.gain:
             x = x - median(x)[..., None]
         x = average(x, self.time_average, self.channel_average)
@@ -85,6 +88,16 @@ class Preprocess:
         if self.clip:
             np.clip(x, -self.clip, self.clip, out=x)
         return x
+
+
+def fitted_bandpass(x: np.ndarray) -> np.ndarray:
+    """The OFF scans' bandpass (each channel's median over their rows) fitted to each scan's own median spectrum
+    as scale x bandpass + offset + tilt (least squares over the channels): `(6, rows, channels)` -> `(6, channels)`."""
+    channels = x.shape[-1]
+    reference = time_median(x[list(OFF_FRAMES)].reshape(1, -1, channels))[0]
+    design = np.stack([reference, np.ones(channels, np.float32), np.linspace(-1, 1, channels, dtype=np.float32)], 1)
+    coefficients = np.linalg.lstsq(design, time_median(x).T, rcond=None)[0]
+    return (design @ coefficients).T.astype(np.float32)
 
 
 def time_median(x: np.ndarray) -> np.ndarray:

@@ -116,6 +116,17 @@ class Result:
                 "epochs": len(self.history), "best_epoch": self.best_epoch, "minutes": self.minutes,
                 "images_per_s": self.images_per_s}
 
+    @property
+    def threshold(self) -> float:
+        """The score above which 1 % of the test split's haystack lies: the run's survey operating point."""
+        return metrics.threshold_at_fpr(self.test.target, self.test.score, 0.01)
+
+    def predict(self, data_dir, items: pd.DataFrame, side: str = "train", progress: bool = False) -> np.ndarray:
+        """The trained model's scores of the cadences `items` (an `id` column) of another folder, in order, with
+        the run's layout and preprocessing (the twin test's set, say)."""
+        dataset = CadenceDataset(data_dir, items, self.run.layout, self.run.preprocess, side=side, progress=progress)
+        return predict(self.model, dataset, self.run.config.batch_size * 2, self.run.config.device)
+
 
 def with_truth(data_dir, table: pd.DataFrame) -> pd.DataFrame:
     """`table` (with an `id` column) joined with the synthetic truth table where the data set has one."""

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .cadence import (
+    CADENCE_SHAPE,
     DF_HZ,
     DT_S,
     FRAME_SHAPE,
@@ -24,25 +25,32 @@ from .cadence import (
 )
 from .config import SynthConfig
 from .data import UNFINISHED, unfinished_synthesis
+from .preprocess import Preprocess, fitted_bandpass, time_median
 from .runtime import parallel_map, progress_bar
 
 NOISE_MEAN = 10.0
-VERSION = 2  # of the generator: bump it when a change alters the files a seed gives
+VERSION = 3  # of the generator: bump it when a change alters the files a seed gives
 KINDS = ("line", "curve", "sine")
 # Spectral shapes of a narrowband signal across channels (setigen's f profiles): Gaussian; sinc squared, the
 # response of Breakthrough Listen's polyphase filterbank to a pure tone; box; Lorentzian (broad wings).
 PROFILES = {"gaussian": 0.5, "sinc2": 0.25, "box": 0.125, "lorentzian": 0.125}
-BACKGROUNDS = ("ripple", "slope", "gain", "burst", "rfi", "drift_rfi", "off_signal")
-# Each background is drawn for every cadence with the same probability whatever its class, so
-# backgrounds alone never tell the classes apart.  `off_signal` is a needle-shaped signal continuous
-# across the OFF scans: with it, statistics pooled over the six frames cannot see a needle.
-BACKGROUND_P = {"ripple": 0.9, "slope": 0.5, "gain": 0.8, "burst": 0.3, "rfi": 0.55, "drift_rfi": 0.35,
-                "off_signal": 0.55}
-TRUTH_COLUMNS = [
-    "id", "side", "target", "kind", "profile", "snr", "width_hz", "drift_hz_s", "channel_ref", "row_ref",
-    "drift_px", "curvature_px", "sine_amp_px", "sine_period_rows", "scintillating", "on_frames",
-    "backgrounds",
-]
+# Each background is drawn for every cadence with the same probability whatever its class, so backgrounds alone
+# never tell the classes apart. The signals among them are the interference the ON/OFF rule exists for:
+# `continuous`: a signal drawn exactly as a needle is (kind, profile, width, drift, SNR, scintillation) but
+#   continuous in cadence time through the OFF scans, for the whole cadence or a run of three to five scans (a
+#   transmitter switching on or off): terrestrial interference as it shows in real cadences, a line that simply
+#   continues across the slews. Only the OFF scans tell it from a needle.
+# `rfi`: strong near-stationary lines in all six scans, a third of them pulsed (switched on and off every few
+#   tens of seconds, as in the real sample's haystack 00042890562ff68).
+# `drift_rfi`: drifting interference that restarts in every scan at the same channel.
+# `off_signal`: needle-shaped signals in one to three OFF scans, each its own (B, C and D are three sky
+#   positions), so statistics pooled over the six frames cannot see a needle.
+BACKGROUNDS = ("ripple", "slope", "gain", "burst", "rfi", "drift_rfi", "off_signal", "continuous")
+BACKGROUND_P = {"ripple": 0.9, "slope": 0.5, "gain": 0.8, "burst": 0.3, "rfi": 0.5, "drift_rfi": 0.2,
+                "off_signal": 0.3, "continuous": 0.35}
+SIGNAL_COLUMNS = ["kind", "profile", "snr", "width_hz", "drift_hz_s", "channel_ref", "row_ref", "drift_px",
+                  "curvature_px", "sine_amp_px", "sine_period_rows", "scintillating"]
+TRUTH_COLUMNS = ["id", "side", "target", *SIGNAL_COLUMNS, "on_frames", "backgrounds", "interference_snr", "pair"]
 
 
 def import_setigen():
@@ -54,8 +62,8 @@ def import_setigen():
     return setigen
 
 
-def _draw_signal(rng: np.random.Generator, frames: tuple[int, ...], snr_range) -> dict:
-    """Parameters of one needle-like signal, visible at the start of the first of `frames`."""
+def draw_signal(rng: np.random.Generator, frame: int, snr_range) -> dict:
+    """Parameters of one needle-like signal, in the band at a random time of scan `frame`."""
     kind = KINDS[rng.choice(3, p=[0.5, 0.25, 0.25])]
     lo, hi = np.log(snr_range[0]), np.log(snr_range[1])
     # Most drifts are small (the signal stays in the band through the cadence), a few are steep.
@@ -66,7 +74,7 @@ def _draw_signal(rng: np.random.Generator, frames: tuple[int, ...], snr_range) -
         "snr": float(np.exp(rng.uniform(lo, hi))),
         "width_hz": float(DF_HZ * np.exp(rng.uniform(np.log(1.0), np.log(12.0)))),
         "channel_ref": float(rng.uniform(12, FRAME_SHAPE[1] - 12)),
-        "row_ref": float(cadence_rows(frames[0])[0] + rng.uniform(0, FRAME_SHAPE[0])),
+        "row_ref": float(cadence_rows(frame)[0] + rng.uniform(0, FRAME_SHAPE[0])),
         "drift_px": drift_px,
         "curvature_px": 0.0,
         "sine_amp_px": 0.0,
@@ -82,18 +90,97 @@ def _draw_signal(rng: np.random.Generator, frames: tuple[int, ...], snr_range) -
     return params
 
 
+def in_band(params: dict, frames) -> tuple[int, ...]:
+    """The frames of `frames` in which the signal's path enters the band: steep drifts leave it, as real ones do."""
+    return tuple(int(i) for i in frames
+                 if np.any(np.abs(signal_channels(params, cadence_rows(i)) - (FRAME_SHAPE[1] - 1) / 2)
+                           < FRAME_SHAPE[1] / 2))
+
+
+def continuous_path(rng: np.random.Generator, snr_range) -> tuple[dict, tuple[int, ...]]:
+    """A needle-like signal continuous in cadence time through the whole cadence (70 %) or a run of three to five
+    scans, seen in the band in at least two scans, one of them an OFF scan: interference by the ON/OFF rule."""
+    for _ in range(100):
+        if rng.random() < 0.7:
+            run = tuple(range(N_FRAMES))
+        else:
+            length = int(rng.integers(3, 6))
+            start = int(rng.integers(0, N_FRAMES - length + 1))
+            run = tuple(range(start, start + length))
+        params = draw_signal(rng, int(rng.choice(run)), snr_range)
+        frames = in_band(params, run)
+        if len(frames) >= 2 and set(frames) & set(OFF_FRAMES):
+            return params, frames
+    raise RuntimeError("no interference path stays in the band")  # never seen: most paths do at the first draw
+
+
+def render(params: dict, frames, preprocess: Preprocess, rng: np.random.Generator) -> np.ndarray:
+    """The signal of `params` in scans `frames` as it shows after `preprocess`: a Gaussian profile of its width on
+    its path, row by full-resolution row, at setigen's SNR (peak = SNR x noise / sqrt(rows), here in noise units),
+    block-averaged as the preprocessing averages and scaled to its noise, then the preprocessing's bandpass step
+    applied to the signal alone (an OFF bandpass removes what sits still in the OFF scans). The generator's
+    signals drawn straight onto preprocessed scans in about a millisecond, for injection during training.
+    Returns float32 `(6, rows, channels)` at the preprocessed resolution."""
+    t, c = preprocess.time_average, preprocess.channel_average
+    rows, channels = preprocess.frame_shape
+    out = np.zeros((N_FRAMES, rows, channels), np.float32)
+    frames = list(frames)
+    if not frames:
+        return out
+    cadence_time = np.stack([cadence_rows(i)[: rows * t] for i in frames])
+    centre = (signal_channels(params, cadence_time) + 0.5) / c - 0.5  # in preprocessed channels
+    fwhm = params["width_hz"] / DF_HZ  # in full-resolution channels
+    sigma = np.sqrt((fwhm / (2 * np.sqrt(2 * np.log(2)))) ** 2 + (c**2 - 1) / 12) / c  # the profile and the block
+    # per full-resolution row; 0.85 calibrates it to the generator's signals through the same preprocessing (their
+    # total and peak then agree within about 10 %: the preprocessing's medians take a little of a real signal)
+    flux = 0.85 * params["snr"] / np.sqrt(FRAME_SHAPE[0]) * 1.0645 * fwhm * np.sqrt(t * c) / c
+    level = np.full(cadence_time.shape, flux)
+    if params["scintillating"]:  # fading in and out during each scan, as the generator's
+        phase = rng.uniform(0, 2 * np.pi)
+        level *= 1 + 0.8 * np.sin(2 * np.pi * (cadence_time % FRAME_SHAPE[0]) * DT_S / rng.uniform(60, 300) + phase)
+    reach = int(np.ceil(4 * sigma)) + 1
+    cols = np.floor(centre).astype(int)[..., None] + np.arange(-reach, reach + 1)
+    weights = level[..., None] * np.exp(-0.5 * ((cols - centre[..., None]) / sigma) ** 2) / (np.sqrt(2 * np.pi) * sigma)
+    inside = (cols >= 0) & (cols < channels)
+    where = (np.arange(cols.shape[0] * cols.shape[1]).reshape(*cols.shape[:2], 1) * channels + cols)[inside]
+    image = np.bincount(where, weights[inside], minlength=cols.shape[0] * cols.shape[1] * channels)
+    out[frames] = image.reshape(len(frames), rows, t, channels).mean(axis=2)
+    if preprocess.bandpass == "off":
+        out -= fitted_bandpass(out)[:, None, :]
+    elif preprocess.bandpass == "scan":
+        out -= time_median(out)[:, None, :]
+    return out
+
+
+TWIN_SNR = (8.0, 80.0)  # the twin test's SNR range: from where a good detector starts to find needles to obvious
+
+
 class _Maker:
-    """Reusable setigen frames for one worker process: a fresh Frame per scan costs a sigma-clip each."""
+    """setigen frames for one worker process, whose data are views into one preallocated cadence (float64): no
+    frame or array is made anew per cadence (a fresh Frame costs a sigma-clip, a fresh array a page fault)."""
 
     def __init__(self):
         self.sg = sg = import_setigen()
+        self.cadence = np.zeros(CADENCE_SHAPE)
         self.frames = [
             sg.Frame(fchans=FRAME_SHAPE[1], tchans=FRAME_SHAPE[0], df=DF_HZ, dt=DT_S, fch1=6e9,
                      ascending=True, t_start=frame_start_s(i), seed=0)
             for i in range(N_FRAMES)
         ]
+        # setigen's chi-squared radiometer noise (its degrees of freedom, mean NOISE_MEAN) is drawn for the whole
+        # cadence at once as the equal gamma distribution: chi2(k) * mean / k = gamma(k / 2) * mean / (k / 2)
+        self.gamma_shape = self.frames[0].chi2_df / 2
+        self.noise_std = np.sqrt(2 * self.frames[0].chi2_df) * NOISE_MEAN / self.frames[0].chi2_df
+        for frame, data in zip(self.frames, self.cadence):
+            frame.data, frame.noise_mean, frame.noise_std = data, NOISE_MEAN, self.noise_std
         self.f0 = self.frames[0].get_frequency(0)
         self.fchans = np.arange(FRAME_SHAPE[1])
+
+    def _noise(self, rng: np.random.Generator) -> None:
+        rng.standard_gamma(self.gamma_shape, out=self.cadence)
+        self.cadence *= NOISE_MEAN / self.gamma_shape
+        for frame in self.frames:
+            frame.rng = rng
 
     def _add(self, frame_ids, path_px, level, width_hz, t_profile=None, local_time=False, profile="gaussian"):
         """Add a signal whose centre channel is `path_px(rows)` to the frames `frame_ids`.
@@ -121,43 +208,42 @@ class _Maker:
                                       bounding_f_range=(self.f0 + DF_HZ * max(lo, 0),
                                                         self.f0 + DF_HZ * min(hi, FRAME_SHAPE[1])))
 
-    def _signal(self, params, frame_ids, rng):
+    def _t_profile(self, params: dict, rng: np.random.Generator):
+        """The signal's intensity in time: constant, or fading in and out during each scan (scintillation)."""
         level = self.frames[0].get_intensity(snr=params["snr"])
-        t_profile = None
-        if params["scintillating"]:  # intensity that fades in and out during a scan
-            t_profile = self.sg.sine_t_profile(period=rng.uniform(60, 300), phase=rng.uniform(0, 300),
-                                               amplitude=0.8 * level, level=level)
-        self._add(frame_ids, lambda r: signal_channels(params, r), level, params["width_hz"], t_profile,
+        if params["scintillating"]:
+            return self.sg.sine_t_profile(period=rng.uniform(60, 300), phase=rng.uniform(0, 300),
+                                          amplitude=0.8 * level, level=level)
+        return self.sg.constant_t_profile(level=level)
+
+    def _signal(self, params: dict, frame_ids, t_profile) -> None:
+        self._add(frame_ids, lambda r: signal_channels(params, r), None, params["width_hz"], t_profile,
                   profile=params["profile"])
 
-    def make(self, seed: int, index: int, target: int, snr_range) -> tuple[np.ndarray, dict]:
-        rng = np.random.default_rng([seed, index])
-        for fr in self.frames:
-            fr.rng = rng
-            fr.zero_data()
-            fr.add_noise(x_mean=NOISE_MEAN, noise_type="chi2")
-        noise_std = self.frames[0].noise_std
-        present = [b for b in BACKGROUNDS if rng.random() < BACKGROUND_P[b]]
-        truth = {"target": target, "backgrounds": ",".join(present)}
-
-        if target:
-            n_on = rng.choice([3, 2, 1], p=[0.65, 0.2, 0.15])
-            on = tuple(sorted(rng.choice(ON_FRAMES, size=n_on, replace=False).tolist()))
-            params = _draw_signal(rng, on, snr_range)
-            # Frames where the path enters the band: steep drifts leave it, as real ones do.
-            on = tuple(i for i in on if np.any(np.abs(signal_channels(params, cadence_rows(i)) - 127.5) < 128))
-            self._signal(params, on, rng)
-            truth.update(params, on_frames="".join(map(str, on)))
-        if "off_signal" in present:
-            n_off = rng.choice([3, 2, 1], p=[0.65, 0.2, 0.15])
-            off = tuple(sorted(rng.choice(OFF_FRAMES, size=n_off, replace=False).tolist()))
-            self._signal(_draw_signal(rng, off, snr_range), off, rng)
-        if "rfi" in present:  # strong stationary narrowband lines in all six scans
+    def _interference(self, present: list[str], rng: np.random.Generator, snr_range, truth: dict) -> None:
+        """The signals among the backgrounds, into the six frames."""
+        if "off_signal" in present:  # B, C and D are three sky positions: a source of one shows in its scan only
+            n_off = rng.choice([1, 2, 3], p=[0.6, 0.3, 0.1])
+            for frame in sorted(rng.choice(OFF_FRAMES, size=n_off, replace=False).tolist()):
+                params = draw_signal(rng, frame, snr_range)
+                self._signal(params, [frame], self._t_profile(params, rng))
+        if "continuous" in present:
+            snrs = []
+            for _ in range(1 if rng.random() < 0.8 else 2):
+                params, frames = continuous_path(rng, snr_range)
+                self._signal(params, frames, self._t_profile(params, rng))
+                snrs.append(params["snr"])
+            truth["interference_snr"] = max(snrs)
+        if "rfi" in present:  # strong near-stationary lines in all six scans, a third of them pulsed
             for _ in range(rng.integers(1, 4)):
                 c, d = rng.uniform(0, 256), rng.normal(0, 0.002)
-                self._add(range(N_FRAMES), lambda r, c=c, d=d: c + d * r,
-                          self.frames[0].get_intensity(snr=np.exp(rng.uniform(np.log(30), np.log(800)))),
-                          DF_HZ * rng.uniform(0.7, 4))
+                level = self.frames[0].get_intensity(snr=np.exp(rng.uniform(np.log(30), np.log(800))))
+                profile = None
+                if rng.random() < 1 / 3:
+                    period, duty, phase = rng.uniform(10, 120), rng.uniform(0.2, 0.7), rng.uniform(0, 120)
+                    profile = lambda t, p=period, q=duty, f=phase, a=level: a * (((t + f) / p) % 1 < q)  # noqa: E731
+                self._add(range(N_FRAMES), lambda r, c=c, d=d: c + d * r, level, DF_HZ * rng.uniform(0.7, 4),
+                          t_profile=profile)
         if "drift_rfi" in present:  # drifting interference that restarts in every scan, ON and OFF alike
             for _ in range(rng.integers(1, 3)):
                 c, d = rng.uniform(0, 256), rng.choice([-1, 1]) * rng.uniform(0.05, 0.8)
@@ -165,7 +251,9 @@ class _Maker:
                           self.frames[0].get_intensity(snr=np.exp(rng.uniform(np.log(10), np.log(200)))),
                           DF_HZ * rng.uniform(1, 6), local_time=True)
 
-        data = np.stack([fr.data for fr in self.frames])  # float64 (6, 273, 256)
+    def _instrumental(self, present: list[str], rng: np.random.Generator) -> None:
+        """The receiver's own backgrounds, added to the cadence: bandpass ripple, tilt, gain drift, bursts."""
+        data, noise_std = self.cadence, self.noise_std
         if "ripple" in present:  # bandpass ripple: vertical stripes shared by all six scans
             k = np.arange(1, 9)
             phases, amps = rng.uniform(0, 2 * np.pi, 8), rng.normal(0, 1, 8) / k
@@ -185,24 +273,74 @@ class _Maker:
                 f, r = rng.integers(N_FRAMES), rng.integers(FRAME_SHAPE[0])
                 span = slice(*sorted(rng.integers(0, 257, 2))) if rng.random() < 0.3 else slice(None)
                 data[f, r:r + rng.integers(1, 4), span] += rng.uniform(1, 6) * noise_std
-        # Standardise every scan in float64, then cast: float16 sums overflow at 65504.
-        data -= data.mean(axis=(1, 2), keepdims=True)
+
+    def _standardised(self) -> np.ndarray:
+        """Every scan standardised in float64 (float16 sums overflow at 65504), then cast to float16."""
+        data = self.cadence - self.cadence.mean(axis=(1, 2), keepdims=True)
         data /= np.sqrt(np.einsum("ijk,ijk->i", data, data) / data[0].size)[:, None, None]
-        return data.astype(np.float16), truth
+        return data.astype(np.float16)
+
+    def make(self, seed: int, index: int, target: int, snr_range) -> tuple[np.ndarray, dict]:
+        """Cadence `index` of the data set of `seed`: noise, a needle when `target`, the backgrounds."""
+        rng = np.random.default_rng([seed, index])
+        self._noise(rng)
+        present = [b for b in BACKGROUNDS if rng.random() < BACKGROUND_P[b]]
+        truth = {"target": target, "backgrounds": ",".join(present)}
+        if target:
+            n_on = rng.choice([3, 2, 1], p=[0.65, 0.2, 0.15])
+            on = tuple(sorted(rng.choice(ON_FRAMES, size=n_on, replace=False).tolist()))
+            params = draw_signal(rng, on[0], snr_range)
+            on = in_band(params, on)
+            self._signal(params, on, self._t_profile(params, rng))
+            truth.update(params, on_frames="".join(map(str, on)))
+        self._interference(present, rng, snr_range, truth)
+        self._instrumental(present, rng)
+        return self._standardised(), truth
+
+    def twins(self, seed: int, index: int) -> tuple[np.ndarray, np.ndarray, dict]:
+        """Pair `index` of the twin set of `seed`, from one draw of noise, instrumental backgrounds and signal: the
+        needle carries the signal in the ON scans only, its interference twin the same signal continued in cadence
+        time through the OFF scans too. The path stays in the band through ON, OFF and ON again (scans 0-2), so
+        the twin always shows it where the needle's path has moved to by the OFF scan."""
+        rng = np.random.default_rng([seed, index])
+        self._noise(rng)
+        present = [b for b in ("ripple", "slope", "gain", "burst") if rng.random() < BACKGROUND_P[b]]
+        self._instrumental(present, rng)
+        while True:
+            params = draw_signal(rng, 0, TWIN_SNR)
+            frames = in_band(params, range(N_FRAMES))
+            if {0, 1, 2} <= set(frames):
+                break
+        t_profile = self._t_profile(params, rng)
+        self._signal(params, [f for f in frames if f in ON_FRAMES], t_profile)
+        needle = self._standardised()
+        self._signal(params, [f for f in frames if f in OFF_FRAMES], t_profile)
+        truth = {**params, "backgrounds": ",".join(present), "pair": index}
+        on = "".join(str(f) for f in frames if f in ON_FRAMES)
+        return needle, self._standardised(), [{**truth, "target": 1, "on_frames": on},
+                                              {**truth, "target": 0, "on_frames": "".join(map(str, frames))}]
 
 
 _MAKER: _Maker | None = None
 
 
 def _make_chunk(args) -> int:
-    """Write one chunk's cadences, then its truth rows: a chunk whose truth part exists is finished."""
-    out, seed, snr_range, number, items = args
+    """Write one chunk's cadences, then its truth rows: a chunk whose truth part exists is finished. A twin set's
+    chunks hold whole pairs (needle, then its twin), made from one draw."""
+    out, seed, snr_range, twins, number, items = args
     global _MAKER
     if _MAKER is None:
         _MAKER = _Maker()
+    made = []
+    if twins:
+        for (index, needle_id, side, _), (_, twin_id, _, _) in zip(items[::2], items[1::2]):
+            needle, twin, (needle_truth, twin_truth) = _MAKER.twins(seed, index // 2)
+            made += [(needle_id, side, needle, needle_truth), (twin_id, side, twin, twin_truth)]
+    else:
+        for index, cadence_id, side, target in items:
+            made.append((cadence_id, side, *_MAKER.make(seed, index, target, snr_range)))
     truths = []
-    for index, cadence_id, side, target in items:
-        data, truth = _MAKER.make(seed, index, target, snr_range)
+    for cadence_id, side, data, truth in made:
         np.save(Path(out) / side / cadence_id[0] / f"{cadence_id}.npy", data)
         truths.append({"id": cadence_id, "side": side, **truth})
     part = Path(out) / PARTS / f"{number:06d}.csv"
@@ -225,7 +363,9 @@ def _plan(config: SynthConfig) -> pd.DataFrame:
             seen.add(cadence_id)
             ids.append(cadence_id)
     targets = np.zeros(total, dtype=int)
-    for lo, hi in ((0, config.n), (config.n, total)):  # the same needle fraction on both sides
+    if config.twins:  # needle, twin, needle, twin...
+        targets[0::2] = 1
+    for lo, hi in () if config.twins else ((0, config.n), (config.n, total)):  # one needle share on both sides
         n_pos = round((hi - lo) * config.positive_fraction)
         targets[lo + rng.choice(hi - lo, size=n_pos, replace=False)] = 1
     return pd.DataFrame({"id": ids, "side": ["train"] * config.n + ["test"] * n_test, "target": targets})
@@ -238,7 +378,7 @@ CADENCE_BYTES = 128 + N_FRAMES * FRAME_SHAPE[0] * FRAME_SHAPE[1] * 2  # one floa
 def _meta(config: SynthConfig) -> dict:
     return {"generator": "seti_nb.synth", "version": VERSION, "n": config.n, "seed": config.seed,
             "positive_fraction": config.positive_fraction, "test_fraction": config.test_fraction,
-            "snr_range": list(config.snr_range)}
+            "snr_range": list(config.snr_range), **({"twins": True} if config.twins else {})}
 
 
 def _check_disk(out: Path, cadences: int) -> None:
@@ -280,11 +420,11 @@ def synthesize(out: str | os.PathLike, config: SynthConfig = SynthConfig(), work
     plan = _validate(config)
     chunk = 64
     items = list(zip(range(len(plan)), plan.id, plan.side, plan.target))
-    jobs = [(str(out), config.seed, config.snr_range, i // chunk, items[i:i + chunk])
+    jobs = [(str(out), config.seed, config.snr_range, config.twins, i // chunk, items[i:i + chunk])
             for i in range(0, len(items), chunk)]
     done = {int(p.stem) for p in (out / PARTS).glob("*.csv")}
-    todo = [job for job in jobs if job[3] not in done]
-    remaining = sum(len(job[4]) for job in todo)
+    todo = [job for job in jobs if job[4] not in done]
+    remaining = sum(len(job[5]) for job in todo)
     _check_disk(out, remaining)
     (out / PARTS).mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps(meta) + "\n")
@@ -295,7 +435,7 @@ def synthesize(out: str | os.PathLike, config: SynthConfig = SynthConfig(), work
                        desc="synthesizing cadences", unit="cadence", disable=not progress)
     with bar:  # Ctrl-C or a failure stops every worker at once; the finished chunks stay
         parallel_map(_make_chunk, todo, workers, ordered=False, each=bar.update)
-    truth = pd.concat([pd.read_csv(p, dtype={"id": str, "on_frames": str, "backgrounds": str})
+    truth = pd.concat([pd.read_csv(p, dtype={"id": str, "on_frames": str, "backgrounds": str, "pair": "Int64"})
                        for p in sorted((out / PARTS).glob("*.csv"))], ignore_index=True)
     truth = truth.set_index("id").loc[plan.id].reset_index()  # the plan's order, whatever the workers did
     truth.to_csv(out / "truth.csv", index=False, float_format="%.6g")

@@ -114,6 +114,14 @@ def _scores(model: nn.Module, batches, device: str) -> np.ndarray:
     return torch.cat(scores).numpy() if scores else np.zeros(0, np.float32)
 
 
+def saliency(model: nn.Module, x: torch.Tensor) -> np.ndarray:
+    """Where a model looks: the gradient of its logit with respect to one input `(channels, rows, width)`, times
+    the input (gradient x input), in float32; the model's own gradients are left untouched."""
+    x = torch.as_tensor(x, dtype=torch.float32, device=next(model.parameters()).device)[None].requires_grad_(True)
+    (gradient,) = torch.autograd.grad(model.eval()(x).sum(), x)
+    return (gradient * x).detach()[0].cpu().numpy()
+
+
 def save_checkpoint(path: Path, payload: dict) -> None:
     """Write atomically: a crash mid-write leaves the previous checkpoint intact."""
     tmp = path.with_name(path.name + ".tmp")

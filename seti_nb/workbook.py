@@ -22,6 +22,7 @@ from .runtime import new_folder, pick_device, project_dir, runs_dir, seed_everyt
 from .synth import VERSION, synthesize
 
 DEFAULT_DATA = SynthConfig(n=8000, seed=0)  # the embedded default data set
+TWIN_DATA = SynthConfig(n=800, seed=1, twins=True)  # the twin test's set: 400 needles, each with its interference twin
 
 
 def default_data_dir() -> Path:
@@ -34,6 +35,11 @@ def default_data_dir() -> Path:
     return parent / f"synthetic-v{VERSION}"
 
 
+def twin_data_dir() -> Path:
+    """Where the twin test's set lives: `twins-v<generator version>` beside the default data set."""
+    return default_data_dir().with_name(f"twins-v{VERSION}")
+
+
 def ensure_data(data_dir: str | os.PathLike = "", config: SynthConfig = DEFAULT_DATA) -> Path:
     """The data folder to use. An empty `data_dir` means the embedded default, synthesized on first use;
     any other folder must already hold a Kaggle-layout data set (real or synthetic)."""
@@ -43,12 +49,22 @@ def ensure_data(data_dir: str | os.PathLike = "", config: SynthConfig = DEFAULT_
             raise FileNotFoundError(f"{path}: no train_labels.csv; point data_dir at a Kaggle-layout folder "
                                     "(train_labels.csv, train/) or leave it empty for the synthetic default")
         return path
-    path = default_data_dir()
+    return _synthesized(default_data_dir(), config)
+
+
+def ensure_twins(config: SynthConfig = TWIN_DATA) -> Path:
+    """The twin test's set (`TWIN_DATA`), synthesized on first use (about ten seconds on two cores)."""
+    return _synthesized(twin_data_dir(), config)
+
+
+def _synthesized(path: Path, config: SynthConfig) -> Path:
+    """`path`, holding the synthetic set of `config`: written under a temporary name on first use (an interrupted
+    synthesis is finished), then renamed."""
     if not (path / "synth.json").is_file():
         if path.exists() and any(path.iterdir()):
             raise FileExistsError(f"{path}: holds files but no finished synthetic data set (no synth.json); "
-                                  "move it away to let seti-nb write the default data set there")
-        print(f"writing the default synthetic data set ({config.n} cadences, seed {config.seed}) to {path}")
+                                  "move it away to let seti-nb write the data set there")
+        print(f"writing a synthetic data set ({config.n} cadences, seed {config.seed}) to {path}")
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".partial")
         if tmp.exists() and not unfinished_synthesis(tmp):
@@ -88,6 +104,16 @@ class Workbook:
         """The synthetic truth table (training side), or None for real data."""
         truth = read_truth(self.data)
         return None if truth is None else truth[truth.side == "train"].reset_index(drop=True)
+
+    @cached_property
+    def twin_dir(self) -> Path:
+        """The twin test's set (synthetic, whatever data the notebook studies), made on first use."""
+        return ensure_twins()
+
+    @cached_property
+    def twins(self) -> pd.DataFrame:
+        """The twin test's truth table: each pair's needle (target 1) and interference twin (target 0)."""
+        return read_truth(self.twin_dir)
 
     def headline(self, **numbers) -> pd.Series:
         """Record the notebook's headline numbers in `out/headline.json` (read by `seti-nb run`) and return them
