@@ -15,7 +15,19 @@ import sys
 import time
 from pathlib import Path
 
-from .config import DEVICES, LAYOUTS, LOSSES, PRECISIONS, PROFILES, SAMPLERS, SCHEDULERS, Run, SynthConfig, TrainConfig
+from .config import (
+    DEVICES,
+    LAYOUTS,
+    LOSSES,
+    PRECISIONS,
+    PROFILES,
+    SAMPLERS,
+    SCHEDULERS,
+    Run,
+    SearchSettings,
+    SynthConfig,
+    TrainConfig,
+)
 from .preprocess import BANDPASS
 
 
@@ -47,7 +59,7 @@ def _synth(args) -> int:
     from .synth import synthesize
 
     config = SynthConfig(n=args.n, seed=args.seed, positive_fraction=args.positive_fraction,
-                         test_fraction=0.0 if args.twins else args.test_fraction, twins=args.twins)
+                         test_fraction=args.test_fraction, twins=args.twins)
     start = time.perf_counter()
     out = synthesize(args.out, config, workers=args.workers)
     seconds = time.perf_counter() - start
@@ -120,6 +132,7 @@ def _predict(args) -> int:
 
 
 def _dedoppler(args) -> int:
+    SearchSettings(max_drift_hz_s=args.max_drift, threshold=args.threshold)  # refused before the search loads
     import pandas as pd
 
     from .data import side_ids
@@ -132,8 +145,10 @@ def _dedoppler(args) -> int:
     ids = side_ids(args.data, side)
     if not ids:
         raise FileNotFoundError(f"{args.data}: no {side} cadences to score")
-    scores = score_cadences(args.data, ids, side, search, processes=args.workers)
-    write_new_csv(pd.DataFrame({"id": ids, "target": scores[f"level{args.level}"]}), args.out)
+    scores = score_cadences(args.data, ids, side, search, processes=args.workers)[f"level{args.level}"]
+    if not scores.notna().all():  # no blank target ever reaches a submission
+        raise ValueError(f"{args.data}: the search gives {int(scores.isna().sum())} undefined scores; nothing written")
+    write_new_csv(pd.DataFrame({"id": ids, "target": scores.to_numpy()}), args.out)
     print(f"scored {len(ids)} {side} cadences with the de-Doppler search (level {args.level}) -> {args.out}")
     return 0
 
@@ -217,9 +232,7 @@ def _side_option(p) -> None:
 
 
 def _dedoppler_options(p) -> None:
-    from .dedoppler import Search
-
-    default = Search()
+    default = SearchSettings()
     p.add_argument("--data", type=Path, required=True)
     _side_option(p)
     p.add_argument("--out", type=Path, required=True, help="a new CSV file (id,target)")

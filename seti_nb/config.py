@@ -35,7 +35,8 @@ class SynthConfig:
     `round(n * test_fraction)` unlabelled test cadences, all a function of `seed`.
 
     With `twins`, the set of the twin test instead: `n` labelled cadences in `n / 2` pairs, each a needle and its
-    interference twin made from one draw (the same signal continued through the OFF scans), no test side.
+    interference twin made from one draw (the same signal continued through the OFF scans), no test side (the two
+    fractions are then fixed at 0.5 and 0).
     """
 
     n: int = 2000
@@ -47,10 +48,10 @@ class SynthConfig:
 
     def __post_init__(self):
         if self.twins:
-            if self.n % 2 or self.test_fraction:
-                raise ValueError(f"a twin set has an even number of cadences and no test side, got n={self.n}, "
-                                 f"test_fraction={self.test_fraction}")
-            object.__setattr__(self, "positive_fraction", 0.5)
+            if self.n % 2:
+                raise ValueError(f"a twin set holds pairs: n must be even, got {self.n}")
+            object.__setattr__(self, "positive_fraction", 0.5)  # frozen: set once, here
+            object.__setattr__(self, "test_fraction", 0.0)
         check_whole("n", self.n)
         check_whole("seed", self.seed, 0)
         check_number("positive fraction", self.positive_fraction, 0, 1, low_open=True, high_open=True)
@@ -91,6 +92,33 @@ class TrainConfig:
         for name, allowed in (("sampler", SAMPLERS), ("loss", LOSSES), ("scheduler", SCHEDULERS),
                               ("precision", PRECISIONS), ("device", DEVICES)):
             check_choice(name, getattr(self, name), allowed)
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """The classical search's settings (`dedoppler.Search` is the search made of them): the workbook's
+    preprocessing first; `max_drift_hz_s` bounds the drift rates searched (both signs), rounded up to whole shear
+    segments of one channel per row (4 Hz/s at full resolution searches up to 5.08 Hz/s; `drift_rates()` lists
+    them); `threshold` is the hit SNR; `veto_channels` is how far (in channels at the search's resolution) an OFF
+    signal vetoes an ON one; a path followed into another scan is searched for within `veto_channels` plus
+    `path_slack` times the channels it was extrapolated by (curved paths leave the straight line they are searched
+    along); OFF evidence above `veto_threshold` vetoes (just above the strongest noise along a path: the highest of
+    some ten thousand noise bins rarely reaches 5 sigmas).
+    """
+
+    preprocess: Preprocess = Preprocess("off")
+    max_drift_hz_s: float = 4.0
+    threshold: float = 10.0
+    veto_channels: int = 3
+    path_slack: float = 0.25
+    veto_threshold: float = 5.0
+
+    def __post_init__(self):
+        check_number("max_drift_hz_s", self.max_drift_hz_s, 0, 50, low_open=True)  # 50 Hz/s: far beyond BL's
+        check_number("threshold", self.threshold, 0, 1e4, low_open=True)
+        check_whole("veto_channels", self.veto_channels, 0)
+        check_number("path_slack", self.path_slack, 0, 1)
+        check_number("veto_threshold", self.veto_threshold, 0, 1e4, low_open=True)
 
 
 QUICK_PREPROCESS = Preprocess(bandpass="off", time_average=8, channel_average=2, clip=20.0)

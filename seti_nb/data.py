@@ -206,7 +206,11 @@ def submission_ids(root: str | Path) -> list[str]:
 
 
 def side_ids(root: str | Path, side: str) -> list[str]:
-    """The cadences of one side: the label file's ids (`train`), or the listed test files present (`test`)."""
+    """The cadences of one side: the label file's ids (`train`), or the listed test files present (`test`). Every
+    reader of a whole side comes here, so an unfinished synthesis is refused here, with what to do."""
+    unfinished = unfinished_synthesis(root)
+    if unfinished:
+        raise DataError(f"{root}: {unfinished}")
     if side == "train":
         return read_labels(root).id.tolist()
     return [i for i in submission_ids(root) if cadence_path(root, i, side).is_file()]

@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .cache import cached_frames
+from .cache import cached_frames, open_frames
 from .cadence import N_FRAMES, OFF_FRAMES, ON_FRAMES
 from .config import LAYOUT_CHANNELS, LAYOUTS, Run, SynthConfig
 from .data import DataError, check_files, read_cadence
 from .preprocess import Preprocess
-from .synth import continuous_path, draw_signal, in_band, render
+from .signals import continuous_path, draw_signal, in_band, render
 
 
 def layout_channels(layout: str) -> int:
@@ -60,13 +60,14 @@ class CadenceDataset:
         self.cache_file, self.rows = None, None
         if cache and not self.preprocess.full_resolution:
             self.cache_file, index = cached_frames(root, side, self.preprocess, progress=progress)
+            self._frames = open_frames(self.cache_file, (len(index), N_FRAMES, *self.preprocess.frame_shape))
             missing = [i for i in self.items.id if i not in index]
             if missing:
                 raise DataError(f"{root}: {len(missing)} ids not on its {side} side, first: {missing[0]}")
             self.rows = np.array([index[i] for i in self.items.id], dtype=np.int64)
         else:  # streamed: every file it will read is header-checked now (a cache checks them when it is built)
             check_files(root, self.items.id, side)
-        self._frames = None
+            self._frames = None
 
     def __len__(self) -> int:
         return len(self.items)
@@ -75,7 +76,7 @@ class CadenceDataset:
         """The six preprocessed scans of item i, float32."""
         if self.cache_file is None:
             return self.preprocess(read_cadence(self.root, self.items.id[i], self.side))
-        if self._frames is None:  # opened lazily: a memmap must not travel to DataLoader workers
+        if self._frames is None:  # in a DataLoader worker: a memmap does not travel there, it is opened anew
             self._frames = np.load(self.cache_file, mmap_mode="r", allow_pickle=False)
         # float16 -> float32 by torch: vectorised, seven times faster than NumPy's cast (the same values)
         return torch.from_numpy(np.array(self._frames[self.rows[i]])).float().numpy()
@@ -101,7 +102,7 @@ class Augment:
     burst over part of the band (one row, 10-50 % of the channels) and a wide emission over 5-25 % of the band that
     lasts part of the scan. Both are what the real sample's haystacks show and the default generator lacks.
 
-    `inject` > 0 adds, with that probability, a signal drawn as the generator draws needles (`synth.render`):
+    `inject` > 0 adds, with that probability, a signal drawn as the generator draws needles (`signals.render`):
     to a haystack, half the time in its ON scans only (it becomes a needle); otherwise, and always to a needle,
     continued in cadence time through the OFF scans (interference: the label stays). The two are drawn and rendered
     alike, so only the OFF scans tell them apart: the counterfactual that teaches the ON/OFF rule, in numbers no

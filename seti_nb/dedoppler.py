@@ -24,11 +24,12 @@ import numpy as np
 import pandas as pd
 from scipy.ndimage import maximum_filter1d
 
-from .cache import cache_root, fingerprint
+from .cache import cache_root, fingerprint, source_stem, tidy, touch
 from .cadence import DF_HZ, DT_S, N_FRAMES, OFF_FRAMES, ON_FRAMES, ROWS, frame_start_s
+from .config import SearchSettings
 from .data import map_cadences, side_ids
 from .preprocess import Preprocess
-from .runtime import check_number, check_whole
+from .runtime import check_writable
 from .synth import import_setigen
 
 
@@ -116,31 +117,9 @@ def brute_force(x: np.ndarray, d: int) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class Search:
-    """How the search sees a scan: the workbook's preprocessing, then rows trimmed to a power of two.
-
-    `max_drift_hz_s` bounds the drift rates searched (both signs), rounded up to whole shear segments of one
-    channel per row (4 Hz/s at full resolution searches up to 5.08 Hz/s; `drift_rates()` lists them); `threshold`
-    is the hit SNR; `veto_channels` is how far (in channels at the search's resolution) an OFF signal vetoes an ON
-    one; a path followed into another scan is searched for within `veto_channels` plus `path_slack` times the
-    channels it was extrapolated by (curved paths leave the straight line they are searched along); OFF evidence
-    above `veto_threshold` vetoes (just above the strongest noise along a path: the highest of some ten thousand
-    noise bins rarely reaches 5 sigmas).
-    """
-
-    preprocess: Preprocess = Preprocess("off")
-    max_drift_hz_s: float = 4.0
-    threshold: float = 10.0
-    veto_channels: int = 3
-    path_slack: float = 0.25
-    veto_threshold: float = 5.0
-
-    def __post_init__(self):
-        check_number("max_drift_hz_s", self.max_drift_hz_s, 0, 50, low_open=True)  # 50 Hz/s: far beyond BL's
-        check_number("threshold", self.threshold, 0, 1e4, low_open=True)
-        check_whole("veto_channels", self.veto_channels, 0)
-        check_number("path_slack", self.path_slack, 0, 1)
-        check_number("veto_threshold", self.veto_threshold, 0, 1e4, low_open=True)
+class Search(SearchSettings):
+    """The classical search with its settings (`config.SearchSettings`): how it sees a scan (the workbook's
+    preprocessing, then rows trimmed to a power of two), the de-Doppler transform, and the ON/OFF filter's scores."""
 
     @property
     def rows(self) -> int:
@@ -306,8 +285,11 @@ def score_cadences(root, ids: list[str], side: str = "train", search: Search = S
     over `processes` worker processes (one per core by default).
 
     With `cache`, scores are kept beside the training cache (keyed by the source's fingerprint and the search's
-    settings): a notebook that scores cadences another one already scored reads them back."""
+    settings; the folder is checked writable before any search): a notebook that scores cadences another one already
+    scored reads them back."""
     path = _scores_file(root, side, search) if cache else None
+    if path is not None:
+        check_writable(path.parent)
     known = (pd.read_csv(path, dtype={"id": str}, index_col="id") if path is not None and path.is_file()
              else pd.DataFrame(columns=["level1", "level2", "level3"], index=pd.Index([], name="id", dtype=str)))
     todo = [i for i in dict.fromkeys(ids) if i not in known.index]
@@ -315,17 +297,25 @@ def score_cadences(root, ids: list[str], side: str = "train", search: Search = S
     if rows:
         known = pd.concat([known.astype(float), pd.DataFrame(rows, index=pd.Index(todo, name="id"))])
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f"{path.name}.partial-{os.getpid()}")
-            known.to_csv(tmp)
-            os.replace(tmp, path)
+            try:
+                known.to_csv(tmp)
+                os.replace(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
+    if path is not None and path.is_file():
+        touch(path)
     return known.loc[list(ids)].astype(float)
 
 
 def _scores_file(root, side: str, search: Search) -> Path:
-    settings = f"d{search.max_drift_hz_s:g}_t{search.threshold:g}_v{search.veto_channels}"
+    """Where the search's scores of `root`'s `side` are kept: named by the source, the search's settings and the
+    source's fingerprint; older ones of the same settings are retired as the training caches are (`cache.tidy`)."""
+    stem = (f"{source_stem(root, side, search.preprocess)}-dedoppler-d{search.max_drift_hz_s:g}_t{search.threshold:g}"
+            f"_v{search.veto_channels}_s{search.path_slack:g}_w{search.veto_threshold:g}")
     key = fingerprint(root, side, side_ids(root, side), search.preprocess)
-    return cache_root() / f"{Path(root).resolve().name}-{side}-dedoppler-{search.preprocess.key()}-{settings}-{key}.csv"
+    tidy(stem, key)
+    return cache_root() / f"{stem}-{key}.csv"
 
 
 # The preprocessing turboSETI 2.3.2 needs here: it pads a scan's rows to a power of two and fails when that

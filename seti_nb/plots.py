@@ -196,8 +196,9 @@ def describe(row: pd.Series) -> str:
 
 
 def truth_path(row: pd.Series) -> list[np.ndarray] | None:
-    """The needle's centre channel per row in each of the six frames (NaN outside its frames)."""
-    if row.get("target") != 1 or not isinstance(row.get("on_frames"), str):
+    """The signal's centre channel per row in each of the six frames that carry it (`on_frames`; NaN elsewhere):
+    a needle's, or an interference twin's; None for a cadence without one."""
+    if not isinstance(row.get("on_frames"), str):
         return None
     path = []
     for i in range(N_FRAMES):
@@ -217,6 +218,33 @@ def show_cadence(root: str | Path, cadence_id: str, truth: pd.DataFrame | None =
     title = describe(row) if row is not None else cadence_id
     path = truth_path(row) if (row is not None and show_path) else None
     return plot_cadence(cadence, title=title, fig=fig, path=path)
+
+
+def show_twins(root: str | Path, twins: pd.DataFrame, pair: int, preprocess=None, fig=None):
+    """A needle and its interference twin side by side (pair `pair` of the twin set at `root`, truth `twins`), the
+    signal's path drawn: the same signal, absent from the OFF scans in one, continued through them in the other.
+    `preprocess` (a full-resolution `Preprocess`, say with the bandpass removed) is applied first when given."""
+    if fig is None:
+        fig = plt.figure(figsize=(9, 6.5))
+    rows = twins[twins.pair == pair].sort_values("target", ascending=False)
+    for sub, (_, row) in zip(fig.subfigures(1, 2), rows.iterrows()):
+        kind = "needle: ON scans only" if row.target == 1 else "its interference twin: through the OFF scans"
+        cadence = read_cadence(root, row.id)
+        plot_cadence(cadence if preprocess is None else preprocess(cadence), fig=sub, path=truth_path(row),
+                     title=f"{kind}\n{row.kind}, SNR {row.snr:.0f}, drift {row.drift_hz_s:+.2f} Hz/s")
+    return fig
+
+
+def show_saliency(items: dict, fig=None):
+    """Where a model looks: for each {title: (input, saliency)} (both the six scans as the model sees them,
+    `(6, rows, channels)`; saliency from `train.saliency`), the input beside the magnitude of the saliency."""
+    if fig is None:
+        fig = plt.figure(figsize=(3.4 * 2 * len(items), 6.5))
+    subfigs = np.atleast_1d(fig.subfigures(1, 2 * len(items)))
+    for (title, (x, where)), left, right in zip(items.items(), subfigs[0::2], subfigs[1::2]):
+        plot_cadence(x, title=title, fig=left)
+        plot_cadence(np.abs(where), title="where it looks", fig=right, cmap="magma", vmax_percentile=99.9)
+    return fig
 
 
 def show_misses(root: str | Path, table: pd.DataFrame, score, threshold: float, truth: pd.DataFrame | None = None):

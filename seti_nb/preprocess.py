@@ -91,12 +91,14 @@ class Preprocess:
 
 
 def fitted_bandpass(x: np.ndarray) -> np.ndarray:
-    """The OFF scans' bandpass (each channel's median over their rows) fitted to each scan's own median spectrum
-    as scale x bandpass + offset + tilt (least squares over the channels): `(6, rows, channels)` -> `(6, channels)`."""
+    """The OFF scans' bandpass (each channel's median over their rows) fitted to each scan's own mean spectrum as
+    scale x bandpass + offset + tilt (least squares over the channels; a burst shifts a mean spectrum evenly, which
+    the offset takes, and a narrow needle weighs almost nothing in three parameters over the band):
+    `(6, rows, channels)` -> `(6, channels)`."""
     channels = x.shape[-1]
     reference = time_median(x[list(OFF_FRAMES)].reshape(1, -1, channels))[0]
     design = np.stack([reference, np.ones(channels, np.float32), np.linspace(-1, 1, channels, dtype=np.float32)], 1)
-    coefficients = np.linalg.lstsq(design, time_median(x).T, rcond=None)[0]
+    coefficients = np.linalg.lstsq(design, x.mean(axis=1).T, rcond=None)[0]
     return (design @ coefficients).T.astype(np.float32)
 
 

@@ -9,6 +9,7 @@ import math
 import numbers
 import os
 import random
+import shutil
 import signal
 import tempfile
 from multiprocessing import get_context
@@ -106,11 +107,38 @@ def check_new_file(path: str | os.PathLike) -> None:
         raise FileExistsError(f"{path}: exists; choose a new file name (nothing is overwritten)")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"{path.parent}: output folder not found")
+    check_writable(path.parent)
+
+
+def check_writable(folder: str | os.PathLike) -> None:
+    """Refuse, before any work, a folder (made if absent) that cannot be written."""
+    folder = Path(folder)
     try:
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}."):
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".seti-nb-probe."):
             pass
     except OSError as e:
-        raise PermissionError(f"{path.parent}: cannot write there ({e.strerror})") from None
+        raise PermissionError(f"{folder}: cannot write there ({e.strerror})") from None
+
+
+def check_free_space(folder: str | os.PathLike, needed: int, what: str) -> None:
+    """Refuse, before writing, when the file system of `folder` has fewer than `needed` bytes free for `what`."""
+    folder = Path(folder)
+    free = shutil.disk_usage(next(p for p in (folder, *folder.parents) if p.exists())).free
+    if needed > free:
+        raise OSError(f"{folder}: {what} needs about {_size(needed)}, only {_size(free)} free; free space or write "
+                      "elsewhere")
+
+
+def _size(n: float) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB"
+
+
+def _readable_by_others(path: Path) -> None:
+    """Give a file made by `tempfile` (mode 0600) the permissions the user's umask gives any new file."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
 
 
 def write_new_csv(frame, path: str | os.PathLike) -> None:
@@ -122,6 +150,7 @@ def write_new_csv(frame, path: str | os.PathLike) -> None:
         tmp = Path(f.name)
     try:
         frame.to_csv(tmp, index=False)
+        _readable_by_others(tmp)
         os.link(tmp, path)
     except FileExistsError:
         raise FileExistsError(f"{path}: was created by someone else meanwhile; nothing written over it") from None

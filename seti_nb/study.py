@@ -272,4 +272,8 @@ def score_folder(checkpoint_path: str | Path, data_dir: str | Path, side: str = 
     meta = checkpoint["meta"]
     dataset = CadenceDataset(data_dir, pd.DataFrame({"id": ids}), meta["layout"], Preprocess(**meta["preprocess"]),
                              side=side, progress=progress)
-    return pd.DataFrame({"id": ids, "score": predict(model, dataset, device=device, progress=progress)})
+    scores = predict(model, dataset, device=device, progress=progress)
+    if not np.isfinite(scores).all():  # no blank target ever reaches a submission
+        raise ValueError(f"{checkpoint_path}: gives {int((~np.isfinite(scores)).sum())} NaN or infinite scores of "
+                         f"{len(scores)} (damaged weights); nothing written")
+    return pd.DataFrame({"id": ids, "score": scores})

@@ -1,4 +1,5 @@
-"""Synthetic cadences in the exact Kaggle layout, made with setigen, with a truth table per cadence."""
+"""Synthetic cadences in the exact Kaggle layout, made with setigen, with a truth table per cadence; and the twin
+test's pairs."""
 
 from __future__ import annotations
 
@@ -19,21 +20,16 @@ from .cadence import (
     N_FRAMES,
     OFF_FRAMES,
     ON_FRAMES,
-    cadence_rows,
     frame_start_s,
     signal_channels,
 )
 from .config import SynthConfig
 from .data import UNFINISHED, unfinished_synthesis
-from .preprocess import Preprocess, fitted_bandpass, time_median
-from .runtime import parallel_map, progress_bar
+from .runtime import check_free_space, parallel_map, progress_bar
+from .signals import continuous_path, draw_signal, in_band
 
 NOISE_MEAN = 10.0
 VERSION = 3  # of the generator: bump it when a change alters the files a seed gives
-KINDS = ("line", "curve", "sine")
-# Spectral shapes of a narrowband signal across channels (setigen's f profiles): Gaussian; sinc squared, the
-# response of Breakthrough Listen's polyphase filterbank to a pure tone; box; Lorentzian (broad wings).
-PROFILES = {"gaussian": 0.5, "sinc2": 0.25, "box": 0.125, "lorentzian": 0.125}
 # Each background is drawn for every cadence with the same probability whatever its class, so backgrounds alone
 # never tell the classes apart. The signals among them are the interference the ON/OFF rule exists for:
 # `continuous`: a signal drawn exactly as a needle is (kind, profile, width, drift, SNR, scintillation) but
@@ -60,96 +56,6 @@ def import_setigen():
         warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
         import setigen
     return setigen
-
-
-def draw_signal(rng: np.random.Generator, frame: int, snr_range) -> dict:
-    """Parameters of one needle-like signal, in the band at a random time of scan `frame`."""
-    kind = KINDS[rng.choice(3, p=[0.5, 0.25, 0.25])]
-    lo, hi = np.log(snr_range[0]), np.log(snr_range[1])
-    # Most drifts are small (the signal stays in the band through the cadence), a few are steep.
-    drift_px = float(rng.choice([-1, 1]) * np.exp(rng.uniform(np.log(0.003), np.log(0.4))))
-    params = {
-        "kind": kind,
-        "profile": str(rng.choice(list(PROFILES), p=list(PROFILES.values()))),
-        "snr": float(np.exp(rng.uniform(lo, hi))),
-        "width_hz": float(DF_HZ * np.exp(rng.uniform(np.log(1.0), np.log(12.0)))),
-        "channel_ref": float(rng.uniform(12, FRAME_SHAPE[1] - 12)),
-        "row_ref": float(cadence_rows(frame)[0] + rng.uniform(0, FRAME_SHAPE[0])),
-        "drift_px": drift_px,
-        "curvature_px": 0.0,
-        "sine_amp_px": 0.0,
-        "sine_period_rows": 1.0,
-        "scintillating": bool(rng.random() < 0.2),
-    }
-    if kind == "curve":  # bends by 10-60 channels over one scan
-        params["curvature_px"] = float(rng.choice([-1, 1]) * rng.uniform(10, 60) * 2 / FRAME_SHAPE[0] ** 2)
-    elif kind == "sine":  # S-shaped: a slow wobble on top of the drift
-        params["sine_amp_px"] = float(rng.uniform(4, 30))
-        params["sine_period_rows"] = float(rng.uniform(100, 600))
-    params["drift_hz_s"] = drift_px * DF_HZ / DT_S
-    return params
-
-
-def in_band(params: dict, frames) -> tuple[int, ...]:
-    """The frames of `frames` in which the signal's path enters the band: steep drifts leave it, as real ones do."""
-    return tuple(int(i) for i in frames
-                 if np.any(np.abs(signal_channels(params, cadence_rows(i)) - (FRAME_SHAPE[1] - 1) / 2)
-                           < FRAME_SHAPE[1] / 2))
-
-
-def continuous_path(rng: np.random.Generator, snr_range) -> tuple[dict, tuple[int, ...]]:
-    """A needle-like signal continuous in cadence time through the whole cadence (70 %) or a run of three to five
-    scans, seen in the band in at least two scans, one of them an OFF scan: interference by the ON/OFF rule."""
-    for _ in range(100):
-        if rng.random() < 0.7:
-            run = tuple(range(N_FRAMES))
-        else:
-            length = int(rng.integers(3, 6))
-            start = int(rng.integers(0, N_FRAMES - length + 1))
-            run = tuple(range(start, start + length))
-        params = draw_signal(rng, int(rng.choice(run)), snr_range)
-        frames = in_band(params, run)
-        if len(frames) >= 2 and set(frames) & set(OFF_FRAMES):
-            return params, frames
-    raise RuntimeError("no interference path stays in the band")  # never seen: most paths do at the first draw
-
-
-def render(params: dict, frames, preprocess: Preprocess, rng: np.random.Generator) -> np.ndarray:
-    """The signal of `params` in scans `frames` as it shows after `preprocess`: a Gaussian profile of its width on
-    its path, row by full-resolution row, at setigen's SNR (peak = SNR x noise / sqrt(rows), here in noise units),
-    block-averaged as the preprocessing averages and scaled to its noise, then the preprocessing's bandpass step
-    applied to the signal alone (an OFF bandpass removes what sits still in the OFF scans). The generator's
-    signals drawn straight onto preprocessed scans in about a millisecond, for injection during training.
-    Returns float32 `(6, rows, channels)` at the preprocessed resolution."""
-    t, c = preprocess.time_average, preprocess.channel_average
-    rows, channels = preprocess.frame_shape
-    out = np.zeros((N_FRAMES, rows, channels), np.float32)
-    frames = list(frames)
-    if not frames:
-        return out
-    cadence_time = np.stack([cadence_rows(i)[: rows * t] for i in frames])
-    centre = (signal_channels(params, cadence_time) + 0.5) / c - 0.5  # in preprocessed channels
-    fwhm = params["width_hz"] / DF_HZ  # in full-resolution channels
-    sigma = np.sqrt((fwhm / (2 * np.sqrt(2 * np.log(2)))) ** 2 + (c**2 - 1) / 12) / c  # the profile and the block
-    # per full-resolution row; 0.85 calibrates it to the generator's signals through the same preprocessing (their
-    # total and peak then agree within about 10 %: the preprocessing's medians take a little of a real signal)
-    flux = 0.85 * params["snr"] / np.sqrt(FRAME_SHAPE[0]) * 1.0645 * fwhm * np.sqrt(t * c) / c
-    level = np.full(cadence_time.shape, flux)
-    if params["scintillating"]:  # fading in and out during each scan, as the generator's
-        phase = rng.uniform(0, 2 * np.pi)
-        level *= 1 + 0.8 * np.sin(2 * np.pi * (cadence_time % FRAME_SHAPE[0]) * DT_S / rng.uniform(60, 300) + phase)
-    reach = int(np.ceil(4 * sigma)) + 1
-    cols = np.floor(centre).astype(int)[..., None] + np.arange(-reach, reach + 1)
-    weights = level[..., None] * np.exp(-0.5 * ((cols - centre[..., None]) / sigma) ** 2) / (np.sqrt(2 * np.pi) * sigma)
-    inside = (cols >= 0) & (cols < channels)
-    where = (np.arange(cols.shape[0] * cols.shape[1]).reshape(*cols.shape[:2], 1) * channels + cols)[inside]
-    image = np.bincount(where, weights[inside], minlength=cols.shape[0] * cols.shape[1] * channels)
-    out[frames] = image.reshape(len(frames), rows, t, channels).mean(axis=2)
-    if preprocess.bandpass == "off":
-        out -= fitted_bandpass(out)[:, None, :]
-    elif preprocess.bandpass == "scan":
-        out -= time_median(out)[:, None, :]
-    return out
 
 
 TWIN_SNR = (8.0, 80.0)  # the twin test's SNR range: from where a good detector starts to find needles to obvious
@@ -275,10 +181,13 @@ class _Maker:
                 data[f, r:r + rng.integers(1, 4), span] += rng.uniform(1, 6) * noise_std
 
     def _standardised(self) -> np.ndarray:
-        """Every scan standardised in float64 (float16 sums overflow at 65504), then cast to float16."""
-        data = self.cadence - self.cadence.mean(axis=(1, 2), keepdims=True)
-        data /= np.sqrt(np.einsum("ijk,ijk->i", data, data) / data[0].size)[:, None, None]
-        return data.astype(np.float16)
+        """Every scan standardised in float64 (float16 sums overflow at 65504), cast to float16 in the same pass."""
+        x = self.cadence
+        mean = x.mean(axis=(1, 2))
+        spread = np.sqrt(np.einsum("ijk,ijk->i", x, x) / x[0].size - mean**2)
+        out = np.empty(x.shape, np.float16)
+        np.multiply(x - mean[:, None, None], (1 / spread)[:, None, None], out=out, casting="unsafe")
+        return out
 
     def make(self, seed: int, index: int, target: int, snr_range) -> tuple[np.ndarray, dict]:
         """Cadence `index` of the data set of `seed`: noise, a needle when `target`, the backgrounds."""
@@ -382,10 +291,7 @@ def _meta(config: SynthConfig) -> dict:
 
 
 def _check_disk(out: Path, cadences: int) -> None:
-    free = shutil.disk_usage(next(p for p in (out, *out.parents) if p.exists())).free
-    if cadences * CADENCE_BYTES > free:
-        raise OSError(f"{out}: {cadences} cadences need about {cadences * CADENCE_BYTES / 1e9:.1f} GB, only "
-                      f"{free / 1e9:.1f} GB free")
+    check_free_space(out, cadences * CADENCE_BYTES, f"{cadences} cadences")
 
 
 def _validate(config: SynthConfig) -> pd.DataFrame:

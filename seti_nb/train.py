@@ -17,9 +17,10 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 from torchvision.ops import sigmoid_focal_loss
 
 from . import metrics
-from .config import TrainConfig
+from .config import LAYOUT_CHANNELS, TrainConfig
 from .models import build_model
-from .runtime import pick_device, progress_bar
+from .preprocess import Preprocess
+from .runtime import check_free_space, pick_device, progress_bar
 
 
 def mixup_or(x: torch.Tensor, y: torch.Tensor, alpha: float, rng: np.random.Generator):
@@ -123,10 +124,20 @@ def saliency(model: nn.Module, x: torch.Tensor) -> np.ndarray:
 
 
 def save_checkpoint(path: Path, payload: dict) -> None:
-    """Write atomically: a crash mid-write leaves the previous checkpoint intact."""
+    """Write atomically, after checking the space it needs: a crash or a full disk mid-write leaves the previous
+    checkpoint intact and no temporary file behind."""
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    size = sum(t.numel() * t.element_size() for t in payload["model"].values())
+    check_free_space(path.parent, size + 2**20, "the checkpoint")
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    except BaseException as e:
+        tmp.unlink(missing_ok=True)
+        if isinstance(e, (OSError, RuntimeError)):  # torch reports a full disk as "enforce fail at inline_container"
+            raise OSError(f"{path}: could not write the checkpoint ({str(e).splitlines()[0][:80]}); is the disk "
+                          "full?") from None
+        raise
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -260,13 +271,30 @@ def fit(model: nn.Module, train_set, val_set, config: TrainConfig, out_dir: str 
 CHECKPOINT_META = ("model", "layout", "preprocess", "in_channels")
 
 
-def model_from_checkpoint(checkpoint: dict, path: str | Path = "checkpoint") -> nn.Module:
-    """Rebuild the model a checkpoint was trained as, with its weights."""
-    meta = checkpoint["meta"]
+def checked_meta(meta, path: str | Path = "checkpoint") -> dict:
+    """A checkpoint's meta, checked field by field before anything is built from it: the model a known name, the
+    layout one of the workbook's with its number of input channels, the preprocessing valid settings."""
     if not isinstance(meta, dict) or not set(CHECKPOINT_META) <= set(meta):
         raise ValueError(f"{path}: written by an older seti-nb or another program (its meta lacks "
                          f"{sorted(set(CHECKPOINT_META) - set(meta if isinstance(meta, dict) else {}))}); "
                          "train it again with this version")
+    if not isinstance(meta["model"], str) or meta["layout"] not in LAYOUT_CHANNELS:
+        raise ValueError(f"{path}: its meta names model {meta['model']!r} and layout {meta['layout']!r}: a damaged "
+                         "or edited checkpoint")
+    if meta["in_channels"] != LAYOUT_CHANNELS[meta["layout"]]:
+        raise ValueError(f"{path}: its meta gives {meta['in_channels']!r} input channels, the layout "
+                         f"{meta['layout']!r} has {LAYOUT_CHANNELS[meta['layout']]}: a damaged or edited checkpoint")
+    try:
+        Preprocess(**meta["preprocess"])
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path}: its meta's preprocessing is not valid ({e}): a damaged or edited "
+                         "checkpoint") from None
+    return meta
+
+
+def model_from_checkpoint(checkpoint: dict, path: str | Path = "checkpoint") -> nn.Module:
+    """Rebuild the model a checkpoint was trained as, with its weights."""
+    meta = checked_meta(checkpoint["meta"], path)
     model = build_model(meta["model"], in_channels=meta["in_channels"], pretrained=False)
     try:
         model.load_state_dict(checkpoint["model"])

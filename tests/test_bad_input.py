@@ -1,6 +1,7 @@
 """Bad input and interrupted work: every fault ends in one clear line and a non-zero exit, or works correctly,
 and leaves nothing half-written behind. The family of faults is one table: a new fault is one new row."""
 
+import json
 import os
 import shutil
 import signal
@@ -52,6 +53,12 @@ def _edit_csv(path: Path, edit) -> None:
     edit(table).to_csv(path, index=False)
 
 
+def _unfinish(data: Path) -> None:
+    """Leave the marker an interrupted `seti-nb synth` leaves."""
+    meta = json.loads((data / "synth.json").read_text())
+    (data / UNFINISHED).write_text(json.dumps(meta) + "\n")
+
+
 def _checkpoint_variant(checkpoint: Path, out: Path, change) -> Path:
     payload = torch.load(checkpoint, weights_only=True)
     change(payload)
@@ -66,7 +73,7 @@ FAULTS = [
     ("validation without a needle", None, "train --data {data} --epochs 1 --out {tmp}/runs", 2,
      "validation split holds only one class"),
     ("synthesis without a needle", None, "synth {tmp}/s10 --n 10 --positive-fraction 0.01", 2, "give 0 needles"),
-    ("synthesis too large for the disk", None, "synth {tmp}/huge --n 100000000", 2, "GB free"),
+    ("synthesis too large for the disk", None, "synth {tmp}/huge --n 100000000", 2, "cadences needs about"),
     ("negative test fraction", None, "synth {tmp}/s --n 10 --test-fraction -0.5", 2, "must be between 0 and 1"),
     ("zero epochs", None, "train --data {data} --epochs 0", 2, "--epochs: must be at least 1"),
     ("zero batch size", None, "train --data {data} --batch-size 0", 2, "--batch-size: must be at least 1"),
@@ -117,11 +124,43 @@ FAULTS = [
      "predict --checkpoint {tmp}/mismatch.pt --data {data} --out {tmp}/p.csv", 2, "weights do not fit cadence-cnn"),
     ("checkpoint without our meta", None,
      "predict --checkpoint {tmp}/nometa.pt --data {data} --out {tmp}/p.csv", 2, "its meta lacks"),
+    # the reliability round (issue 23): numbers at the door, edited checkpoints, unfinished data, blank scores
+    ("an unfinished synthesis scored by the search", _unfinish, "dedoppler --data {data} --out {tmp}/p.csv", 2,
+     "an unfinished synthesis (interrupted): run `seti-nb synth"),
+    ("an unfinished synthesis scored by a checkpoint", _unfinish,
+     "predict --checkpoint {ckpt} --data {data} --out {tmp}/p.csv", 2, "an unfinished synthesis"),
+    ("threshold nan", None, "dedoppler --data {data} --out {tmp}/p.csv --threshold nan", 2,
+     "threshold must be a finite number"),
+    ("threshold 0", None, "dedoppler --data {data} --out {tmp}/p.csv --threshold 0", 2,
+     "threshold must be a finite number in (0, 10000]"),
+    ("drift rate inf", None, "dedoppler --data {data} --out {tmp}/p.csv --max-drift inf", 2,
+     "max_drift_hz_s must be a finite number in (0, 50]"),
+    ("drift rate 1e6", None, "dedoppler --data {data} --out {tmp}/p.csv --max-drift 1e6", 2,
+     "max_drift_hz_s must be a finite number in (0, 50]"),
+    ("negative drift rate", None, "dedoppler --data {data} --out {tmp}/p.csv --max-drift -1", 2,
+     "max_drift_hz_s must be a finite number"),
+    ("clip nan", None, "train --data {data} --clip nan --out {tmp}/runs", 2, "clip must be a finite number"),
+    ("learning rate inf", None, "train --data {data} --lr inf --out {tmp}/runs", 2, "lr must be a finite number"),
+    ("averaging wider than the scan", None, "train --data {data} --time-average 300 --out {tmp}/runs", 2,
+     "time_average must be at most 273"),
+    ("a score cache that cannot be written", None, "dedoppler --data {data} --out {tmp}/p.csv", 2,
+     "cannot write there"),  # SETI_NB_CACHE under a file: see the test
+    ("NaN weights give no blank submission", None,
+     "predict --checkpoint {tmp}/nan.pt --data {data} --out {tmp}/p.csv", 2, "NaN or infinite scores"),
+    ("an extra preprocessing key in the meta", None,
+     "predict --checkpoint {tmp}/extra.pt --data {data} --out {tmp}/p.csv", 2, "preprocessing is not valid"),
+    ("preprocessing given as a string", None,
+     "predict --checkpoint {tmp}/prepstr.pt --data {data} --out {tmp}/p.csv", 2, "preprocessing is not valid"),
+    ("a model that is not a name", None,
+     "predict --checkpoint {tmp}/modelnum.pt --data {data} --out {tmp}/p.csv", 2, "names model 7"),
+    ("200 million input channels", None,
+     "predict --checkpoint {tmp}/channels.pt --data {data} --out {tmp}/p.csv", 2, "gives 200000000 input channels"),
 ]
 
 
 @pytest.mark.parametrize("name, spoil, command, code, phrase", FAULTS, ids=[f[0] for f in FAULTS])
-def test_fault_gives_one_clear_line(tiny, checkpoint, tmp_path, capsys, name, spoil, command, code, phrase):
+def test_fault_gives_one_clear_line(tiny, checkpoint, tmp_path, capsys, monkeypatch, name, spoil, command, code,
+                                   phrase):
     data = tiny
     if spoil is not None:
         data = Path(shutil.copytree(tiny, tmp_path / "data", symlinks=True))
@@ -130,6 +169,14 @@ def test_fault_gives_one_clear_line(tiny, checkpoint, tmp_path, capsys, name, sp
     torch.save({"model": {}, "meta": Evil()}, tmp_path / "evil.pt")
     _checkpoint_variant(checkpoint, tmp_path / "mismatch.pt", lambda c: c["model"].popitem())
     _checkpoint_variant(checkpoint, tmp_path / "nometa.pt", lambda c: c.update(meta={"model": "cadence-cnn"}))
+    _checkpoint_variant(checkpoint, tmp_path / "nan.pt", lambda c: [t.fill_(float("nan")) for t in c["model"].values()
+                                                                    if t.is_floating_point()])
+    _checkpoint_variant(checkpoint, tmp_path / "extra.pt", lambda c: c["meta"]["preprocess"].update(colour="red"))
+    _checkpoint_variant(checkpoint, tmp_path / "prepstr.pt", lambda c: c["meta"].update(preprocess="bp-off"))
+    _checkpoint_variant(checkpoint, tmp_path / "modelnum.pt", lambda c: c["meta"].update(model=7))
+    _checkpoint_variant(checkpoint, tmp_path / "channels.pt", lambda c: c["meta"].update(in_channels=200_000_000))
+    if name == "a score cache that cannot be written":
+        monkeypatch.setenv("SETI_NB_CACHE", str(checkpoint / "cache"))  # under a file: no folder can be made there
     before = {p: p.read_bytes() for p in [*tmp_path.rglob("*.csv"), *tmp_path.rglob("*.pt")] if p.is_file()}
     argv = command.format(data=data, ckpt=checkpoint, tmp=tmp_path).split()
     try:
@@ -236,3 +283,145 @@ def test_killed_synthesis_leaves_no_worker_behind(tmp_path):
                  "zombie" not in Path(f"/proc/{w}/status").read_text()]
         time.sleep(0.2)
     assert not alive, "synthesis workers outlived a kill -9 of their parent"
+
+
+# ---- caches that never serve stale data, and leave nothing behind ------------------------------------------------
+
+def _spoil_keeping_the_time(path: Path) -> None:
+    """Rewrite a cadence file with NaN and set its modification time back: what a size + mtime key cannot see."""
+    stat = path.stat()
+    np.save(path, np.full((6, 273, 256), np.nan, np.float16))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_a_file_rewritten_with_its_time_set_back_is_never_served_from_the_old_cache(tiny, tmp_path):
+    from seti_nb.cache import cached_frames
+    from seti_nb.data import DataError
+    from seti_nb.dedoppler import score_cadences
+    from seti_nb.preprocess import Preprocess
+
+    data = Path(shutil.copytree(tiny, tmp_path / "data"))
+    prep = Preprocess("off", 16, 8, 20)
+    cached_frames(data, "train", prep, progress=False)
+    ids = pd.read_csv(data / "train_labels.csv", dtype=str).id.tolist()
+    score_cadences(data, ids[:3], progress=False)
+    _spoil_keeping_the_time(_first(data))
+    with pytest.raises(DataError, match="NaN/inf values"):
+        cached_frames(data, "train", prep, progress=False)  # rebuilt, so the bad file is found
+    with pytest.raises(DataError, match="NaN/inf values"):
+        score_cadences(data, ids[:3], progress=False)  # searched again, not read back
+
+
+def test_an_interrupted_cache_build_leaves_nothing_and_a_killed_one_is_swept(tiny, tmp_path, monkeypatch):
+    import seti_nb.cache as cache
+    from seti_nb.preprocess import Preprocess
+
+    monkeypatch.setenv("SETI_NB_CACHE", str(tmp_path / "cache"))
+    left = tmp_path / "cache" / "x-abc-train-key.partial-999999999"  # a build killed with -9: its pid is gone
+    left.mkdir(parents=True)
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cache, "_fill", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        cache.cached_frames(tiny, "train", Preprocess("off", 16, 8, 20), progress=False)
+    assert list((tmp_path / "cache").iterdir()) == [], "the interrupted build and the killed one's leftovers are gone"
+
+
+def test_a_cache_in_use_is_never_deleted_by_a_newer_one_and_retired_once_unused(tiny, tmp_path, monkeypatch):
+    from seti_nb.cache import RETIRE_AFTER_S, cached_frames
+    from seti_nb.dataset import CadenceDataset
+    from seti_nb.preprocess import Preprocess
+
+    monkeypatch.setenv("SETI_NB_CACHE", str(tmp_path / "cache"))
+    data = Path(shutil.copytree(tiny, tmp_path / "data"))
+    prep = Preprocess("off", 16, 8, 20)
+    labels = pd.read_csv(data / "train_labels.csv", dtype={"id": str})
+    reader = CadenceDataset(data, labels, "frames", prep, progress=False)  # run A, reading
+    before = reader[3][0].clone()
+    os.utime(_first(data))  # the source changes; run B builds its own cache
+    first, _ = cached_frames(data, "train", prep, progress=False)
+    assert len(list((tmp_path / "cache").iterdir())) == 2 and reader.cache_file.is_file()
+    assert torch.equal(reader[3][0], before), "run A reads on"
+    old = reader.cache_file.parent / "last_used"
+    os.utime(old, (time.time() - RETIRE_AFTER_S - 60,) * 2)  # A finished a day ago
+    cached_frames(data, "train", prep, progress=False)
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [first.parent.name]
+
+
+def test_a_damaged_cache_is_named_when_opened(tiny, tmp_path, monkeypatch):
+    from seti_nb.cache import cached_frames
+    from seti_nb.data import DataError
+    from seti_nb.preprocess import Preprocess
+
+    monkeypatch.setenv("SETI_NB_CACHE", str(tmp_path / "cache"))
+    path, _ = cached_frames(tiny, "train", Preprocess("off", 16, 8, 20), progress=False)
+    np.save(path, np.zeros((3, 6, 17, 32), np.float16))
+    with pytest.raises(DataError, match=r"a damaged training cache \(shape \(3, 6, 17, 32\)"):
+        cached_frames(tiny, "train", Preprocess("off", 16, 8, 20), progress=False)
+
+
+def test_a_full_disk_is_named_before_the_cache_or_a_checkpoint_is_written(tiny, checkpoint, tmp_path, monkeypatch):
+    from collections import namedtuple
+
+    import seti_nb.runtime
+    from seti_nb.cache import cached_frames
+    from seti_nb.preprocess import Preprocess
+
+    monkeypatch.setenv("SETI_NB_CACHE", str(tmp_path / "cache"))
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(seti_nb.runtime.shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 10**5, 10**5))
+    with pytest.raises(OSError, match=r"the training cache needs about \d+ MB, only 0 MB free"):
+        cached_frames(tiny, "train", Preprocess("off", 16, 8, 20), progress=False)
+    with pytest.raises(OSError, match="the checkpoint needs about"):
+        save_checkpoint(tmp_path / "best.pt", torch.load(checkpoint, weights_only=True))
+    assert not list(tmp_path.rglob("*.partial-*")) and not list(tmp_path.glob("*.tmp"))
+
+
+def test_a_checkpoint_write_that_fails_midway_leaves_no_temporary_file(checkpoint, tmp_path, monkeypatch):
+    def full_disk(payload, path):
+        Path(path).write_bytes(b"half")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(OSError, match=r"best.pt: could not write the checkpoint .*is the disk full"):
+        save_checkpoint(tmp_path / "best.pt", {"model": {}, "meta": {}})
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small file system needs root")
+def test_a_cache_on_a_nearly_full_file_system_fails_with_a_message_not_a_bus_error(tiny, tmp_path):
+    small = tmp_path / "small"
+    small.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(small)], capture_output=True).returncode:
+        pytest.skip("this machine does not let a test mount a tmpfs")
+    try:
+        result = subprocess.run([sys.executable, "-m", "seti_nb.cli", "train", "--data", str(tiny), "--out",
+                                 str(tmp_path / "runs")], capture_output=True, text=True, timeout=300,
+                                env={**os.environ, "SETI_NB_CACHE": str(small)})
+        assert result.returncode == 2 and "training cache needs about" in result.stderr, result.stderr[-1500:]
+        assert list(small.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(small)])
+
+
+def test_outputs_honour_the_umask(tiny, checkpoint, tmp_path):
+    old = os.umask(0o022)
+    try:
+        assert main(["predict", "--checkpoint", str(checkpoint), "--data", str(tiny), "--out",
+                     str(tmp_path / "p.csv")]) == 0
+    finally:
+        os.umask(old)
+    assert (tmp_path / "p.csv").stat().st_mode & 0o777 == 0o644
+
+
+def test_ctrl_c_while_a_command_starts_is_one_line(tiny, tmp_path):
+    process = subprocess.Popen([sys.executable, "-m", "seti_nb.cli", "train", "--data", str(tiny), "--out",
+                                str(tmp_path / "runs")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=_ctrl_c_as_in_a_terminal)
+    time.sleep(1.0)  # importing torch
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and err.strip().splitlines()[-1] == "seti-nb train: interrupted", err[-1500:]
+    assert "Traceback" not in err

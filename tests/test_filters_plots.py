@@ -185,3 +185,14 @@ def test_filter_playground_builds_sliders_for_every_parameter():
     assert controls["merge_strength"].style.description_width == "initial", "the label is never cut"
     assert (controls["size"].value, controls["sigma"].value) == (3, 1.0), "starts at filter_view's defaults"
     plt.close("all")
+
+
+def test_twin_table_counts_pairs_ranked_right_and_twins_above_threshold():
+    twins = pd.DataFrame({"pair": [0, 0, 1, 1, 2, 2, 3, 3], "target": [1, 0] * 4,
+                          "kind": ["line"] * 4 + ["sine"] * 4, "snr": [10, 10, 20, 20, 40, 40, 50, 50]})
+    score = np.array([0.9, 0.1, 0.5, 0.5, 0.2, 0.8, 0.7, 0.6])  # right, a tie, wrong, right
+    table = metrics.twin_table(twins, {"d": score}, {"d": 0.55})
+    row = table.loc["d"]
+    assert row["pairs right"] == (1 + 0.5 + 0 + 1) / 4 and row["line"] == 0.75 and row["sine"] == 0.5
+    assert row["SNR 8-15"] == 1.0 and row["SNR 15-30"] == 0.5 and row["SNR 30+"] == 0.5
+    assert row["twins above threshold"] == 0.5 and row["needles above threshold"] == 0.5  # 0.8, 0.6; 0.9, 0.7

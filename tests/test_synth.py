@@ -45,7 +45,7 @@ def test_truth_describes_every_cadence(synth_data):
     assert (needles.on_frames.str.len() < 3).mean() > 0.1, "some needles in only one or two ON frames"
     assert all(set(f) <= set("024") for f in needles.on_frames)
     backgrounds = train.backgrounds.fillna("").str.split(",").explode()
-    for b in ("ripple", "slope", "gain", "burst", "rfi", "drift_rfi", "off_signal"):
+    for b in ("ripple", "slope", "gain", "burst", "rfi", "drift_rfi", "off_signal", "continuous"):
         assert (backgrounds == b).any(), b
 
 
@@ -109,3 +109,47 @@ def test_no_leak_through_whole_file_statistics(synth_data):
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
     auc = cross_val_score(model, np.array(features), labels.target, cv=5, scoring="roc_auc").mean()
     assert auc < 0.6, f"whole-file statistics separate the classes: cross-validated AUC {auc:.3f}"
+
+
+def test_twins_share_their_on_scans_and_differ_along_the_path_in_the_off_scans(tmp_path):
+    """A twin pair is one draw: the needle's and the interference twin's ON scans are the same bytes; the twin's
+    OFF scans carry the signal where its path has moved to (continued in cadence time), the needle's do not."""
+    twins = synthesize(tmp_path / "twins", SynthConfig(n=16, seed=5, twins=True), progress=False)
+    truth = read_truth(twins)
+    assert read_labels(twins).target.tolist() == [1, 0] * 8 and (truth.target == 0).sum() == 8
+    for pair, rows in truth.groupby("pair"):
+        needle, twin = (rows[rows.target == t].iloc[0] for t in (1, 0))
+        a, b = (np.load(cadence_path(twins, row.id), allow_pickle=False) for row in (needle, twin))
+        assert np.array_equal(a[[0, 2, 4]], b[[0, 2, 4]]), pair
+        assert set("012") <= set(twin.on_frames), "the twin's path runs through ON, OFF and ON again"
+        channels = np.rint(signal_channels(twin, cadence_rows(1))).astype(int)  # the path through OFF scan 1
+        inside = (channels >= 0) & (channels < 256)
+        rows, channels = np.arange(273)[inside], channels[inside]
+        on_path = [float(np.median(x[1, rows, channels].astype(np.float64))) for x in (a, b)]
+        assert on_path[1] > on_path[0] + 0.1, (pair, on_path)
+
+
+def test_injected_signals_look_like_the_generators_through_the_preprocessing():
+    """`signals.render` (training-time injection) against the generator's own signal, both through the quick
+    preprocessing: their power over the signal's pixels (where the rendered one exceeds a tenth of its peak; a
+    scan's mean is taken from both by standardisation and the bandpass fit) and their peaks agree within 25 % on
+    average over straight Gaussian needles."""
+    from seti_nb.config import QUICK_PREPROCESS as prep
+    from seti_nb.signals import draw_signal, in_band, render
+    from seti_nb.synth import _Maker
+
+    maker, rng, ratios = _Maker(), np.random.default_rng(0), []
+    for k in range(12):
+        params = {**draw_signal(rng, 0, (30, 60)), "kind": "line", "curvature_px": 0.0, "sine_amp_px": 0.0,
+                  "scintillating": False, "profile": "gaussian"}
+        on = in_band(params, (0, 2, 4))
+        maker._noise(np.random.default_rng(k))
+        plain = prep(maker._standardised().astype(np.float32))
+        maker._noise(np.random.default_rng(k))
+        maker._signal(params, on, maker._t_profile(params, rng))
+        made = prep(maker._standardised().astype(np.float32)) - plain
+        drawn = render(params, on, prep, rng)
+        support = drawn > 0.1 * drawn.max()
+        ratios.append((drawn[support].sum() / made[support].sum(), drawn.max() / made.max()))
+    power, peak = np.mean(ratios, axis=0)
+    assert 0.75 < power < 1.25 and 0.75 < peak < 1.25, (power, peak)
