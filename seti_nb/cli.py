@@ -89,6 +89,8 @@ def _run(args) -> int:
 
 
 def _train(args) -> int:
+    from . import distributed
+    from .cache import cached_frames
     from .preprocess import Preprocess
     from .runtime import new_folder, pick_device, runs_dir
     from .study import train_and_evaluate
@@ -100,22 +102,51 @@ def _train(args) -> int:
     preprocess = Preprocess(args.bandpass, args.time_average, args.channel_average, args.clip, args.gain)
     run = Run(args.model, args.layout, preprocess, args.pretrained, args.augment, args.interference, args.inject,
               args.limit, config)
-    pick_device(args.device)  # an absent GPU is named before anything else happens
+    device = pick_device(args.device)  # an absent GPU is named before anything else happens
+    if args.nproc > 1 and not distributed.launched():  # this process starts the ranks and waits for them
+        if device == "cuda" and args.nproc > (gpus := distributed.gpu_count()):
+            raise RuntimeError(f"--nproc {args.nproc} asks for a GPU per process; torch sees {gpus}")
+        ensure_data(args.data or "")  # made once, before the ranks start
+        return distributed.launch(["train", *_without_nproc(args.argv[args.argv.index("train") + 1:])], args.nproc)
+    if distributed.launched():
+        distributed.start(device)
+    rank, size = distributed.world()
     data = ensure_data(args.data or "")
+    if distributed.local_rank() == 0 and not preprocess.full_resolution:
+        cached_frames(data, "train", preprocess)  # built by one rank a machine, before the others read it
+    distributed.barrier()
     parent = args.out or runs_dir()
     made_parent = not parent.exists()
-    out = new_folder(parent, f"train-{args.model.replace(':', '-')}-{time.strftime('%Y%m%d-%H%M%S')}")
+    name = f"train-{args.model.replace(':', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = distributed.share(new_folder(parent, name) if rank == 0 else None)
     try:
         result = train_and_evaluate(data, run, out)
     except BaseException:
-        if not any(out.iterdir()):  # a run that wrote nothing leaves no folder
+        if rank == 0 and not any(out.iterdir()):  # a run that wrote nothing leaves no folder
             out.rmdir()
             if made_parent and not any(parent.iterdir()):
                 parent.rmdir()
         raise
-    print(json.dumps({**run.describe(), **result.row()}, indent=1))
-    print(f"best.pt, history.csv, metrics.json, test_scores.csv: {out}")
+    finally:
+        distributed.finish()
+    if rank == 0:
+        print(json.dumps({**run.describe(), **result.row(), "processes": size}, indent=1))
+        print(f"best.pt, history.csv, metrics.json, test_scores.csv: {out}")
     return 0
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    """The options less `--nproc N`: the ranks know they are ranks from torchrun (whose own option parser would
+    also mistake `--nproc` for an abbreviation of its `--nproc-per-node`)."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip or arg.startswith("--nproc="):
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        else:
+            kept.append(arg)
+    return kept
 
 
 def _predict(args) -> int:
@@ -222,6 +253,10 @@ def _train_options(p) -> None:
     p.add_argument("--precision", choices=PRECISIONS, default=config.precision,
                    help="auto: mixed precision where it is faster (CUDA; a CPU with AMX); fp32: none")
     p.add_argument("--workers", type=int, default=config.num_workers, help="DataLoader worker processes")
+    p.add_argument("--nproc", type=_count, default=1,
+                   help="training processes on this machine, one per GPU (or CPU processes, gloo backend): "
+                        "DistributedDataParallel through torchrun; --batch-size stays the global batch "
+                        "(default %(default)s)")
     p.add_argument("--seed", type=int, default=config.seed)
     p.add_argument("--out", type=Path, default=None, help="where the new run folder goes (default: runs/)")
 
@@ -292,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         args = build_parser(command).parse_args(argv)
+        args.argv = argv
         return args.func(args)
     except KeyboardInterrupt:
         hint = "; the same command finishes it" if command == "synth" else ""

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from . import distributed
 from .cache import cached_frames, open_frames
 from .cadence import N_FRAMES, OFF_FRAMES, ON_FRAMES
 from .config import LAYOUT_CHANNELS, LAYOUTS, Run, SynthConfig
@@ -157,7 +158,8 @@ def datasets(data_dir, run: Run, *items, progress: bool = True) -> list[CadenceD
     """A run's datasets for the cadences `items` (training set first: it alone gets the run's augmentation)."""
     made = []
     for i, part in enumerate(items):
-        transform = (Augment(run.preprocess, interference=run.interference, inject=run.inject, seed=run.config.seed)
+        seed = run.config.seed + 1_000_003 * distributed.world()[0]  # ranks draw apart
+        transform = (Augment(run.preprocess, interference=run.interference, inject=run.inject, seed=seed)
                      if run.augment and i == 0 else None)
         made.append(CadenceDataset(data_dir, part, run.layout, run.preprocess, transform=transform,
                                    progress=progress))

@@ -13,7 +13,7 @@ import pandas as pd
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from torch import nn
 
-from . import metrics
+from . import distributed, metrics
 from .config import Run
 from .data import DataError, read_labels, read_truth, side_ids
 from .dataset import CadenceDataset, datasets
@@ -161,7 +161,7 @@ def train_and_evaluate(data_dir: str | Path, run: Run = Run(), out_dir: str | Pa
                     minutes=(time.perf_counter() - start) / 60,
                     images_per_s=float(trained.history.images_per_s.mean()), checkpoint=trained.checkpoint,
                     model=model)
-    if out_dir is not None:
+    if out_dir is not None and distributed.world()[0] == 0:
         out = Path(out_dir)
         (out / "metrics.json").write_text(json.dumps({**run.describe(), **result.row()}, indent=1) + "\n")
         test[["id", "target", "score"]].to_csv(out / "test_scores.csv", index=False)

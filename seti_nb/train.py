@@ -13,10 +13,11 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, WeightedRandomSampler
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler, Subset, WeightedRandomSampler
 from torchvision.ops import sigmoid_focal_loss
 
-from . import metrics
+from . import distributed, metrics
 from .config import LAYOUT_CHANNELS, TrainConfig
 from .models import build_model
 from .preprocess import Preprocess
@@ -79,15 +80,35 @@ def training_dtype(model: nn.Module, device: str, precision: str = "auto") -> to
 
 
 def _loader(dataset, config: TrainConfig, balanced: bool, shuffle: bool, epoch: int) -> DataLoader:
+    """One epoch's batches. On several ranks (`distributed`) every rank draws the same sample and keeps its share,
+    in batches of the run's batch size over the number of ranks: the global batch stays the run's."""
     generator = torch.Generator().manual_seed(config.seed * 1000 + epoch)
+    rank, size = distributed.world()
     sampler = None
     if balanced:  # every class drawn equally often: needles repeat
         targets = dataset.targets.astype(int)
         weights = 1.0 / np.bincount(targets, minlength=2)[targets]
         sampler = WeightedRandomSampler(torch.as_tensor(weights, dtype=torch.double), len(targets),
                                         replacement=True, generator=generator)
-    return DataLoader(dataset, batch_size=config.batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
-                      generator=generator, num_workers=config.num_workers, pin_memory=torch.cuda.is_available())
+    if size > 1:
+        if sampler is None:
+            sampler = DistributedSampler(dataset, size, rank, shuffle=shuffle, seed=config.seed)
+            sampler.set_epoch(epoch)
+        else:
+            sampler = distributed.Shard(sampler)
+    return DataLoader(dataset, batch_size=config.batch_size // size, shuffle=shuffle and sampler is None,
+                      sampler=sampler, generator=generator, num_workers=config.num_workers,
+                      pin_memory=torch.cuda.is_available(), worker_init_fn=_seed_worker)
+
+
+def _seed_worker(worker: int) -> None:
+    """A DataLoader worker's augmentation draws its own numbers: its copy of the transform's generator is reseeded
+    from the worker's seed (drawn by the loader's seeded generator) and the rank, so workers and ranks never
+    repeat one another's draws and a run still repeats exactly."""
+    info = torch.utils.data.get_worker_info()
+    transform = getattr(info.dataset, "transform", None)
+    if hasattr(transform, "rng"):
+        transform.rng = np.random.default_rng([info.seed % 2**63, distributed.world()[0]])
 
 
 def _prepare(x: torch.Tensor, device: str) -> torch.Tensor:
@@ -97,22 +118,25 @@ def _prepare(x: torch.Tensor, device: str) -> torch.Tensor:
 
 def predict(model: nn.Module, dataset, batch_size: int = 128, device: str = "auto", num_workers: int = 0,
             progress: bool = False) -> np.ndarray:
-    """Needle probabilities (sigmoid of the logit) for every item of `dataset`, in order."""
-    device = pick_device(device)
-    batches = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-    return _scores(model, progress_bar(batches, desc="predicting", disable=not progress, leave=False), device)
+    """Needle probabilities (sigmoid of the logit) for every item of `dataset`, in order. On several ranks each
+    scores its own part and every rank gets all the scores: each item scored exactly once."""
+    return _scores(model, dataset, batch_size, pick_device(device), num_workers, progress)
 
 
 @torch.no_grad()
-def _scores(model: nn.Module, batches, device: str) -> np.ndarray:
-    """The model's probabilities over `batches` on `device` (already resolved): float32 on a CPU, so a
+def _scores(model: nn.Module, dataset, batch_size: int, device: str, num_workers: int = 0,
+            progress: bool = False) -> np.ndarray:
+    """The model's probabilities of `dataset` on `device` (already resolved): float32 on a CPU, so a
     checkpoint's scores do not depend on the CPU; float16 autocast on CUDA."""
     model = model.to(device, memory_format=torch.channels_last).eval()
+    mine = distributed.part(len(dataset))
+    batches = DataLoader(Subset(dataset, mine) if len(mine) < len(dataset) else dataset, batch_size=batch_size,
+                         shuffle=False, num_workers=num_workers, pin_memory=device == "cuda")
     scores = []
-    for x, _ in batches:
+    for x, _ in progress_bar(batches, desc="predicting", disable=not progress or mine.start > 0, leave=False):
         with torch.autocast(device, enabled=device == "cuda"):
             scores.append(torch.sigmoid(model(_prepare(x, device)).float()).squeeze(1).cpu())
-    return torch.cat(scores).numpy() if scores else np.zeros(0, np.float32)
+    return distributed.gather(torch.cat(scores).numpy() if scores else np.zeros(0, np.float32))
 
 
 def saliency(model: nn.Module, x: torch.Tensor) -> np.ndarray:
@@ -168,16 +192,22 @@ class _Epochs:
 
     def __init__(self, model, train_set, config: TrainConfig, progress: bool):
         self.config, self.device = config, pick_device(config.device)
-        self.steps = math.ceil(len(train_set) / config.batch_size)
+        self.rank, self.size = distributed.world()
+        if config.batch_size % self.size:
+            raise ValueError(f"batch size {config.batch_size} does not split evenly over {self.size} processes")
+        self.steps = math.ceil(math.ceil(len(train_set) / self.size) / (config.batch_size // self.size))
+        progress = progress and self.rank == 0
         self.bar = progress_bar(total=config.epochs * self.steps, desc="training", unit="batch", disable=not progress)
         self.announced = not progress
         self.model = model.to(self.device, memory_format=torch.channels_last)
+        self.net = self.model if self.size == 1 else DistributedDataParallel(
+            self.model, device_ids=[torch.cuda.current_device()] if self.device == "cuda" else None)
         self.loss = make_loss(config, train_set.targets, self.device)
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.scheduler = _scheduler(self.optimizer, config, self.steps)
         self.dtype = training_dtype(model, self.device, config.precision)
         self.scaler = torch.amp.GradScaler(enabled=self.dtype == torch.float16)
-        self.rng = np.random.default_rng(config.seed)  # mixup's draws
+        self.rng = np.random.default_rng(config.seed if self.size == 1 else [config.seed, self.rank])  # mixup
         self.lrs: list[float] = []
 
     def step(self, x, y) -> tuple[torch.Tensor, float, torch.Tensor]:
@@ -186,7 +216,7 @@ class _Epochs:
         if self.config.mixup > 0:
             x, y = mixup_or(x, y, self.config.mixup, self.rng)
         with torch.autocast(self.device, dtype=self.dtype, enabled=self.dtype is not None):
-            logit = self.model(x).squeeze(1)
+            logit = self.net(x).squeeze(1)
             loss = self.loss(logit.float(), y)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -215,14 +245,15 @@ class _Epochs:
                 self.bar.write(f"about {per_epoch:.0f} s per epoch ({self.steps} batches of {config.batch_size})")
                 self.announced = True
         seconds = time.perf_counter() - start
-        seen = sum(map(len, ys))
-        train = metrics.threshold_metrics(torch.cat(ys).numpy(), torch.cat(ss).numpy())
-        return {"epoch": epoch + 1, "train_loss": sum(losses) / seen, **{f"train_{k}": v for k, v in train.items()},
-                "lr": self.lrs[-1], "seconds": seconds, "images_per_s": seen / seconds}
+        ys, ss = distributed.gather(torch.cat(ys).numpy()), distributed.gather(torch.cat(ss).numpy())
+        train = metrics.threshold_metrics(ys, ss)
+        loss = distributed.gather(np.array([sum(losses)])).sum() / len(ys)
+        return {"epoch": epoch + 1, "train_loss": loss, **{f"train_{k}": v for k, v in train.items()},
+                "lr": self.lrs[-1], "seconds": seconds, "images_per_s": len(ys) / seconds}
 
     def validate(self, val_set) -> dict:
-        batches = DataLoader(val_set, batch_size=self.config.batch_size * 2, num_workers=self.config.num_workers)
-        scores = _scores(self.model, batches, self.device)
+        distributed.align(self.model)  # every rank scores with rank 0's batch-norm statistics
+        scores = _scores(self.model, val_set, self.config.batch_size * 2, self.device, self.config.num_workers)
         loss = nn.functional.binary_cross_entropy(torch.as_tensor(scores).clamp(1e-7, 1 - 1e-7),
                                                   torch.as_tensor(val_set.targets))
         return {"val_loss": float(loss), **{f"val_{k}": v for k, v in
@@ -252,7 +283,7 @@ def fit(model: nn.Module, train_set, val_set, config: TrainConfig, out_dir: str 
         if row["val_auc"] > best[1]:
             best, waited = (epoch + 1, row["val_auc"]), 0
             best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-            if out is not None:
+            if out is not None and run.rank == 0:
                 out.mkdir(parents=True, exist_ok=True)
                 save_checkpoint(out / "best.pt", {"model": best_state, "config": asdict(config), "meta": meta or {},
                                                   "epoch": epoch + 1, "val_auc": row["val_auc"]})
@@ -263,7 +294,7 @@ def fit(model: nn.Module, train_set, val_set, config: TrainConfig, out_dir: str 
     run.bar.close()
     model.load_state_dict(best_state)
     history = pd.DataFrame(rows)
-    if out is not None:
+    if out is not None and run.rank == 0:
         history.to_csv(out / "history.csv", index=False)
     return TrainResult(history, run.lrs, best[0], best[1], out / "best.pt" if out is not None else None)
 
