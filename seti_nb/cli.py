@@ -19,6 +19,7 @@ from .config import (
     DEVICES,
     LAYOUTS,
     LOSSES,
+    POOLS,
     PRECISIONS,
     PROFILES,
     SAMPLERS,
@@ -100,8 +101,9 @@ def _train(args) -> int:
                          loss=args.loss, scheduler=args.scheduler, device=args.device, precision=args.precision,
                          num_workers=args.workers, seed=args.seed)
     preprocess = Preprocess(args.bandpass, args.time_average, args.channel_average, args.clip, args.gain)
-    run = Run(args.model, args.layout, preprocess, args.pretrained, args.augment, args.interference, args.inject,
-              args.limit, config)
+    run = Run(model=args.model, layout=args.layout, preprocess=preprocess, pretrained=args.pretrained,
+              augment=args.augment, interference=args.interference, inject=args.inject, limit=args.limit,
+              size=tuple(args.size) if args.size else None, pool=args.pool, tta=args.tta, config=config)
     device = pick_device(args.device)  # an absent GPU is named before anything else happens
     if args.nproc > 1 and not distributed.launched():  # this process starts the ranks and waits for them
         if device == "cuda" and args.nproc > (gpus := distributed.gpu_count()):
@@ -215,7 +217,7 @@ def _run_options(p) -> None:
 
 
 def _train_options(p) -> None:
-    run, prep, config = Run(), Run().preprocess, Run().config
+    run, prep = Run(), Run().preprocess
     p.add_argument("--data", type=Path, default=None, help="a Kaggle-layout folder (default: the synthetic set)")
     p.add_argument("--model", default=run.model,
                    help="cadence-cnn (default), small-cnn, efficientnet-b0 .. efficientnet-b7, or timm:<name> "
@@ -223,6 +225,13 @@ def _train_options(p) -> None:
     p.add_argument("--pretrained", action="store_true", help="start from ImageNet weights (local files only)")
     p.add_argument("--layout", choices=list(LAYOUTS), default=run.layout,
                    help="; ".join(f"{k}: {v}" for k, v in LAYOUTS.items()).replace("%", "%%"))
+    p.add_argument("--size", type=_count, nargs=2, metavar=("HEIGHT", "WIDTH"), default=None,
+                   help="resize the layout's image to HEIGHT x WIDTH on the device (the Kaggle solutions: "
+                        "--layout all_stack --time-average 1 --channel-average 1 --size 512 512)")
+    p.add_argument("--pool", choices=POOLS, default=run.pool,
+                   help="an EfficientNet's global pooling: average or GeM (generalised mean, p learnt)")
+    p.add_argument("--tta", action="store_true", help="score test cadences as the mean of each image and its "
+                                                      "frequency mirror")
     p.add_argument("--bandpass", choices=BANDPASS, default=prep.bandpass,
                    help="remove each channel's median over time of the OFF scans, of each scan, or nothing "
                         "(default %(default)s)")
@@ -234,6 +243,11 @@ def _train_options(p) -> None:
                    help="channels averaged into one (1: all 256; default %(default)s)")
     p.add_argument("--clip", type=float, default=prep.clip, help="clip at this many noise sigmas (0: off; "
                                                                   "default %(default)s)")
+    _optimisation_options(p)
+
+
+def _optimisation_options(p) -> None:
+    run, config = Run(), Run().config
     p.add_argument("--epochs", type=_count, default=config.epochs)
     p.add_argument("--batch-size", type=_count, default=config.batch_size)
     p.add_argument("--lr", type=float, default=config.lr)

@@ -17,6 +17,7 @@ LOSSES = ("bce", "weighted", "focal")
 SCHEDULERS = ("constant", "step", "cosine", "onecycle")
 PRECISIONS = ("auto", "fp32")
 DEVICES = ("auto", "cpu", "cuda")
+POOLS = ("avg", "gem")  # an EfficientNet's global pooling: average, or generalised mean (GeM, p learnt)
 PROFILES = ("quick", "full")  # of `seti-nb run`: the notebooks' parameters cells, or notebooks/params/full.yaml
 # How a model sees a cadence (all from the six preprocessed scans), and its input channels:
 LAYOUT_CHANNELS = {"frames": 6, "contrast": 3, "on_stack": 1, "all_stack": 1, "on_channels": 3}
@@ -136,10 +137,21 @@ class Run:
     interference: float = 0.4  # with augment: the chance of each kind of added interference (see dataset.Augment)
     inject: float = 0.5  # with augment: the chance of an injected signal, needle or interference (dataset.Augment)
     limit: int = 0  # train on a stratified subset of this many cadences; 0 keeps the whole training part
+    size: tuple[int, int] | None = None  # resize the layout's image to (height, width) on the device; None: as is
+    pool: str = "avg"  # avg | gem: an EfficientNet's global pooling
+    tta: bool = False  # score the test cadences as the mean of the image and its frequency mirror
     config: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self):
         check_choice("layout", self.layout, LAYOUTS)
+        check_choice("pool", self.pool, POOLS)
+        if self.size is not None:
+            if len(self.size) != 2:
+                raise ValueError(f"size must be (height, width), got {self.size!r}")
+            for side in self.size:
+                check_number("size", side, 8, 4096)
+                check_whole("size", side)
+            object.__setattr__(self, "size", tuple(int(side) for side in self.size))  # frozen: set once, here
         check_number("interference", self.interference, 0, 1)
         check_number("inject", self.inject, 0, 1)
         check_whole("limit", self.limit, 0)
@@ -166,12 +178,15 @@ class Run:
     def meta(self, **extra) -> dict:
         """What a checkpoint records to rebuild the model and its input (`seti-nb predict` reads it)."""
         return {"model": self.model, "layout": self.layout, "preprocess": self.preprocess.to_dict(),
-                "in_channels": self.in_channels, "pretrained": self.pretrained, **extra}
+                "in_channels": self.in_channels, "pretrained": self.pretrained, "size": self.size, "pool": self.pool,
+                "tta": self.tta, **extra}
 
     def describe(self) -> dict:
         p = self.preprocess
         return {"model": self.model, "layout": self.layout, "pretrained": self.pretrained,
-                "input": f"{p.frame_shape[0]}x{p.frame_shape[1]} per scan, bandpass {p.bandpass}",
+                "input": f"{p.frame_shape[0]}x{p.frame_shape[1]} per scan, bandpass {p.bandpass}"
+                         + (f", resized to {self.size[0]}x{self.size[1]}" if self.size else ""),
+                "pool": self.pool, "tta": self.tta,
                 "augment": self.augment, "interference": self.interference if self.augment else 0.0,
                 "inject": self.inject if self.augment else 0.0,
                 "sampler": self.config.sampler, "loss": self.config.loss,

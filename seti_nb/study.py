@@ -125,7 +125,7 @@ class Result:
         """The trained model's scores of the cadences `items` (an `id` column) of another folder, in order, with
         the run's layout and preprocessing (the twin test's set, say)."""
         dataset = CadenceDataset(data_dir, items, self.run.layout, self.run.preprocess, side=side, progress=progress)
-        return predict(self.model, dataset, self.run.config.batch_size * 2, self.run.config.device)
+        return predict(self.model, dataset, self.run.config.batch_size * 2, self.run.config.device, tta=self.run.tta)
 
 
 def with_truth(data_dir, table: pd.DataFrame) -> pd.DataFrame:
@@ -134,6 +134,12 @@ def with_truth(data_dir, table: pd.DataFrame) -> pd.DataFrame:
     if truth is None:
         return table
     return table.merge(truth.drop(columns=["target", "side"]), on="id", how="left")
+
+
+def run_model(run: Run) -> nn.Module:
+    """The untrained model of a run: its architecture, input channels, weights, input size and pooling."""
+    return build_model(run.model, in_channels=run.in_channels, pretrained=run.pretrained, size=run.size,
+                       pool=run.pool)
 
 
 def train_and_evaluate(data_dir: str | Path, run: Run = Run(), out_dir: str | Path | None = None,
@@ -147,13 +153,13 @@ def train_and_evaluate(data_dir: str | Path, run: Run = Run(), out_dir: str | Pa
     start = time.perf_counter()
     fit_items, val_items, test_items = splits(read_labels(data_dir), run.config.seed, limit=run.limit)
     seed_everything(run.config.seed)
-    model = build_model(run.model, in_channels=run.in_channels, pretrained=run.pretrained)
+    model = run_model(run)
     train_set, val_set, test_set = datasets(data_dir, run, fit_items, val_items, test_items, progress=progress)
     if val_items.target.nunique() < 2:
         raise ValueError(f"{data_dir}: the validation split holds only one class: its AUC cannot choose an epoch; "
                          "use a data set with more cadences or needles")
     trained = fit(model, train_set, val_set, run.config, out_dir, run.meta(), progress)
-    scores = predict(model, test_set, run.config.batch_size * 2, run.config.device)
+    scores = predict(model, test_set, run.config.batch_size * 2, run.config.device, tta=run.tta)
     test = with_truth(data_dir, test_items.assign(score=scores))
     result = Result(name=name or run.model, run=run, history=trained.history, lrs=trained.lrs, test=test,
                     evaluation=metrics.evaluate(test.target, test.score, seed=run.config.seed),
@@ -206,13 +212,12 @@ def _train_fold(data_dir, run: Run, folds: pd.DataFrame, fold: int, test_part: p
     train_items, val_items = folds[folds.fold != fold], folds[folds.fold == fold]
     train_set, val_set, test_set = datasets(data_dir, run, train_items, val_items, test_part, progress=progress)
     seed_everything(run.config.seed + fold)
-    model = build_model(run.model, in_channels=run.in_channels, pretrained=run.pretrained)
+    model = run_model(run)
     trained = fit(model, train_set, val_set, run.config, fold_dir, run.meta(fold=fold), progress)
     batch = run.config.batch_size * 2
-    val_items.assign(score=predict(model, val_set, batch, run.config.device)).to_csv(fold_dir / "oof.csv",
-                                                                                    index=False)
-    test_part.assign(score=predict(model, test_set, batch, run.config.device)).to_csv(fold_dir / "test_scores.csv",
-                                                                                     index=False)
+    for part, dataset, name in ((val_items, val_set, "oof.csv"), (test_part, test_set, "test_scores.csv")):
+        part.assign(score=predict(model, dataset, batch, run.config.device, tta=run.tta)).to_csv(fold_dir / name,
+                                                                                               index=False)
     (fold_dir / "fold.json").write_text(json.dumps({"fold": fold, "best_epoch": trained.best_epoch,
                                                     "val_auc": trained.best_auc,
                                                     "epochs": len(trained.history)}) + "\n")
@@ -272,7 +277,7 @@ def score_folder(checkpoint_path: str | Path, data_dir: str | Path, side: str = 
     meta = checkpoint["meta"]
     dataset = CadenceDataset(data_dir, pd.DataFrame({"id": ids}), meta["layout"], Preprocess(**meta["preprocess"]),
                              side=side, progress=progress)
-    scores = predict(model, dataset, device=device, progress=progress)
+    scores = predict(model, dataset, device=device, progress=progress, tta=meta.get("tta", False))
     if not np.isfinite(scores).all():  # no blank target ever reaches a submission
         raise ValueError(f"{checkpoint_path}: gives {int((~np.isfinite(scores)).sum())} NaN or infinite scores of "
                          f"{len(scores)} (damaged weights); nothing written")

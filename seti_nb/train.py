@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset, WeightedRan
 from torchvision.ops import sigmoid_focal_loss
 
 from . import distributed, metrics
-from .config import LAYOUT_CHANNELS, TrainConfig
+from .config import LAYOUT_CHANNELS, Run, TrainConfig
 from .models import build_model
 from .preprocess import Preprocess
 from .runtime import check_free_space, pick_device, progress_bar
@@ -117,15 +117,17 @@ def _prepare(x: torch.Tensor, device: str) -> torch.Tensor:
 
 
 def predict(model: nn.Module, dataset, batch_size: int = 128, device: str = "auto", num_workers: int = 0,
-            progress: bool = False) -> np.ndarray:
-    """Needle probabilities (sigmoid of the logit) for every item of `dataset`, in order. On several ranks each
-    scores its own part and every rank gets all the scores: each item scored exactly once."""
-    return _scores(model, dataset, batch_size, pick_device(device), num_workers, progress)
+            progress: bool = False, tta: bool = False) -> np.ndarray:
+    """Needle probabilities (sigmoid of the logit) for every item of `dataset`, in order; with `tta`, the mean of
+    the probabilities of each image and its frequency mirror (test-time augmentation: a drift becomes the opposite
+    drift, as in training). On several ranks each scores its own part and every rank gets all the scores: each
+    item scored exactly once."""
+    return _scores(model, dataset, batch_size, pick_device(device), num_workers, progress, tta)
 
 
 @torch.no_grad()
 def _scores(model: nn.Module, dataset, batch_size: int, device: str, num_workers: int = 0,
-            progress: bool = False) -> np.ndarray:
+            progress: bool = False, tta: bool = False) -> np.ndarray:
     """The model's probabilities of `dataset` on `device` (already resolved): float32 on a CPU, so a
     checkpoint's scores do not depend on the CPU; float16 autocast on CUDA."""
     model = model.to(device, memory_format=torch.channels_last).eval()
@@ -134,8 +136,12 @@ def _scores(model: nn.Module, dataset, batch_size: int, device: str, num_workers
                          shuffle=False, num_workers=num_workers, pin_memory=device == "cuda")
     scores = []
     for x, _ in progress_bar(batches, desc="predicting", disable=not progress or mine.start > 0, leave=False):
+        x = _prepare(x, device)
         with torch.autocast(device, enabled=device == "cuda"):
-            scores.append(torch.sigmoid(model(_prepare(x, device)).float()).squeeze(1).cpu())
+            p = torch.sigmoid(model(x).float())
+            if tta:
+                p = (p + torch.sigmoid(model(x.flip(-1)).float())) / 2
+        scores.append(p.squeeze(1).cpu())
     return distributed.gather(torch.cat(scores).numpy() if scores else np.zeros(0, np.float32))
 
 
@@ -320,13 +326,19 @@ def checked_meta(meta, path: str | Path = "checkpoint") -> dict:
     except (TypeError, ValueError) as e:
         raise ValueError(f"{path}: its meta's preprocessing is not valid ({e}): a damaged or edited "
                          "checkpoint") from None
+    try:
+        Run(layout=meta["layout"], size=meta.get("size"), pool=meta.get("pool", "avg"), tta=meta.get("tta", False))
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path}: its meta's input size or pooling is not valid ({e}): a damaged or edited "
+                         "checkpoint") from None
     return meta
 
 
 def model_from_checkpoint(checkpoint: dict, path: str | Path = "checkpoint") -> nn.Module:
     """Rebuild the model a checkpoint was trained as, with its weights."""
     meta = checked_meta(checkpoint["meta"], path)
-    model = build_model(meta["model"], in_channels=meta["in_channels"], pretrained=False)
+    model = build_model(meta["model"], in_channels=meta["in_channels"], size=meta.get("size"),
+                        pool=meta.get("pool", "avg"))
     try:
         model.load_state_dict(checkpoint["model"])
     except RuntimeError:

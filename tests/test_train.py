@@ -310,3 +310,37 @@ def test_training_on_two_processes_matches_one(synth_data, tmp_path):
     one, two = (pd.read_json(runs[n] / "metrics.json", typ="series") for n in (1, 2))
     assert one.auc_low > 0.55
     assert one.auc_low <= two.auc <= one.auc_high, (one.auc_low, two.auc, one.auc_high)
+
+
+def test_kaggle_inputs_resized_gem_pooled_and_mirrored_at_test_time(tmp_path):
+    """The Kaggle solutions' inputs as run settings: the image resized on the device, GeM pooling, test-time
+    mirroring in frequency; a checkpoint rebuilds all three, and refuses an edited size."""
+    from seti_nb.models import GeM, Resized
+    from seti_nb.study import run_model
+    from seti_nb.train import save_checkpoint
+
+    run = Run(model="timm:tf_efficientnet_lite0", layout="all_stack", size=(64, 96), pool="gem", tta=True)
+    seed_everything(0)
+    model = run_model(run).eval()
+    assert isinstance(model, Resized) and sum(isinstance(m, GeM) for m in model.modules()) == 1
+    with torch.no_grad():  # an untrained network's logits are in the tens: probabilities would all read 1
+        model.net.classifier.weight /= 100
+    x = torch.randn(3, 1, 6 * 17, 32)
+    seen = []
+    hook = model.net.register_forward_pre_hook(lambda module, args: seen.append(args[0].shape))
+    items = [(x[i], torch.tensor(0.0)) for i in range(3)] + [(x[i].flip(-1), torch.tensor(0.0)) for i in range(3)]
+    mirrored = predict(model, items, tta=True)
+    hook.remove()
+    assert seen[0][-2:] == (64, 96)
+    np.testing.assert_allclose(mirrored[:3], mirrored[3:], atol=1e-6)  # an image and its mirror, one score
+    plain = predict(model, items)
+    assert not np.allclose(plain[:3], plain[3:], atol=1e-4)
+    save_checkpoint(tmp_path / "c.pt", {"model": model.state_dict(), "meta": run.meta(), "config": {}})
+    rebuilt = model_from_checkpoint(load_checkpoint(tmp_path / "c.pt"))
+    np.testing.assert_allclose(predict(rebuilt, items), plain, atol=1e-6)
+    for size, pool in (((2, 5), "gem"), ((64, 96), "median")):
+        torch.save({"model": model.state_dict(), "meta": run.meta(size=size, pool=pool)}, tmp_path / "e.pt")
+        with pytest.raises(ValueError, match="input size or pooling is not valid"):
+            model_from_checkpoint(load_checkpoint(tmp_path / "e.pt"), tmp_path / "e.pt")
+    with pytest.raises(ValueError, match="GeM pooling is for EfficientNet"):
+        run_model(Run(pool="gem"))
