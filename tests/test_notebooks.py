@@ -128,6 +128,9 @@ def test_full_profile_smoke_run(tmp_path):
     tiny = synthesize(tmp_path / "tiny", SynthConfig(n=400, seed=11), progress=False)
     run, ok = run_notebooks(NOTEBOOKS, "full", data=str(tiny), out=str(tmp_path / "runs"), device="cpu",
                             parameters={"epochs": 1, "lite_epochs": 1, "ablation_epochs": 1, "n_turbo": 30,
-                                        "n_turbo_pairs": 5})  # turboSETI: 0.45 s a cadence
+                                        "n_turbo_pairs": 5,  # turboSETI: 0.45 s a cadence
+                                        # 04's comparison at full resolution and 512 x 512: a GPU's batch of 128
+                                        # needs more memory than this machine has, and a CPU minutes an epoch
+                                        "batch_size": 16, "lite_limit": 60})
     summary = json.loads((run / "summary.json").read_text())
     assert ok, [(r["notebook"], r["error"]) for r in summary["notebooks"] if r["status"] != "ok"]
