@@ -91,32 +91,25 @@ def _run(args) -> int:
 
 def _train(args) -> int:
     from . import distributed
-    from .cache import cached_frames
     from .preprocess import Preprocess
     from .runtime import new_folder, pick_device, runs_dir
     from .study import train_and_evaluate
     from .workbook import ensure_data
 
+    device = pick_device(args.device)  # an absent GPU is named before anything else happens
+    if device == "cuda" and args.nproc > (gpus := distributed.gpu_count()):
+        raise RuntimeError(f"--nproc {args.nproc} asks for a GPU per process; torch sees {gpus}")
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, sampler=args.sampler,
                          loss=args.loss, scheduler=args.scheduler, device=args.device, precision=args.precision,
-                         num_workers=args.workers, seed=args.seed)
+                         num_workers=args.workers, processes=distributed.launched() or args.nproc, seed=args.seed)
     preprocess = Preprocess(args.bandpass, args.time_average, args.channel_average, args.clip, args.gain)
     run = Run(model=args.model, layout=args.layout, preprocess=preprocess, pretrained=args.pretrained,
               augment=args.augment, interference=args.interference, inject=args.inject, limit=args.limit,
               size=tuple(args.size) if args.size else None, pool=args.pool, tta=args.tta, config=config)
-    device = pick_device(args.device)  # an absent GPU is named before anything else happens
-    if args.nproc > 1 and not distributed.launched():  # this process starts the ranks and waits for them
-        if device == "cuda" and args.nproc > (gpus := distributed.gpu_count()):
-            raise RuntimeError(f"--nproc {args.nproc} asks for a GPU per process; torch sees {gpus}")
-        ensure_data(args.data or "")  # made once, before the ranks start
-        return distributed.launch(["train", *_without_nproc(args.argv[args.argv.index("train") + 1:])], args.nproc)
-    if distributed.launched():
+    data = ensure_data(args.data or "")  # made once, before any training process starts
+    if distributed.launched():  # one of the ranks torchrun started on this machine or several (see the README)
         distributed.start(device)
-    rank, size = distributed.world()
-    data = ensure_data(args.data or "")
-    if distributed.local_rank() == 0 and not preprocess.full_resolution:
-        cached_frames(data, "train", preprocess)  # built by one rank a machine, before the others read it
-    distributed.barrier()
+    rank = distributed.world()[0]
     parent = args.out or runs_dir()
     made_parent = not parent.exists()
     name = f"train-{args.model.replace(':', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -132,23 +125,9 @@ def _train(args) -> int:
     finally:
         distributed.finish()
     if rank == 0:
-        print(json.dumps({**run.describe(), **result.row(), "processes": size}, indent=1))
+        print(json.dumps({**run.describe(), **result.row()}, indent=1))
         print(f"best.pt, history.csv, metrics.json, test_scores.csv: {out}")
     return 0
-
-
-def _without_nproc(argv: list[str]) -> list[str]:
-    """The options less `--nproc N`: the ranks know they are ranks from torchrun (whose own option parser would
-    also mistake `--nproc` for an abbreviation of its `--nproc-per-node`)."""
-    kept, skip = [], False
-    for arg in argv:
-        if skip or arg.startswith("--nproc="):
-            skip = False
-        elif arg == "--nproc":
-            skip = True
-        else:
-            kept.append(arg)
-    return kept
 
 
 def _predict(args) -> int:

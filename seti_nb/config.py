@@ -79,11 +79,13 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"  # auto (mixed precision where it is faster: see `train.training_dtype`) | fp32
     num_workers: int = 0
+    processes: int = 1  # training processes (DistributedDataParallel through torchrun: `seti_nb.distributed`)
     seed: int = 0
 
     def __post_init__(self):
         check_whole("epochs", self.epochs)
         check_whole("batch_size", self.batch_size)
+        check_whole("processes", self.processes)
         for name in ("early_stopping", "num_workers", "seed"):
             check_whole(name, getattr(self, name), 0)
         check_number("lr", self.lr, 0, 10, low_open=True)
@@ -156,6 +158,15 @@ class Run:
         check_number("inject", self.inject, 0, 1)
         check_whole("limit", self.limit, 0)
 
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, settings: dict) -> Run:
+        """The run `to_dict` gave (a run folder's run.json)."""
+        return cls(**{**settings, "preprocess": Preprocess(**settings["preprocess"]),
+                      "config": TrainConfig(**settings["config"])})
+
     def but(self, **changes) -> Run:
         """A copy with some settings changed: any field of Run, Preprocess or TrainConfig by name."""
         groups = {"run": {}, "preprocess": {}, "config": {}}
@@ -190,4 +201,4 @@ class Run:
                 "augment": self.augment, "interference": self.interference if self.augment else 0.0,
                 "inject": self.inject if self.augment else 0.0,
                 "sampler": self.config.sampler, "loss": self.config.loss,
-                "scheduler": self.config.scheduler}
+                "scheduler": self.config.scheduler, "processes": self.config.processes}

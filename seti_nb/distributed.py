@@ -1,7 +1,9 @@
 """Training on many processes with PyTorch's own engine: DistributedDataParallel, one process per GPU (or per
 group of CPU cores, with the gloo backend), launched by torchrun on one machine or many.
 
-`seti-nb train --nproc N` starts N copies of itself with torchrun; each copy is a rank. The training loop
+A run with `TrainConfig(processes=N)` (`seti-nb train --nproc N`, a notebook's `nproc`) is trained by N ranks that
+torchrun starts (`study.train_and_evaluate`); `torchrun ... -m seti_nb.cli train` starts them on several machines.
+The training loop
 (`train.fit`) asks `world()` which rank it is: the model is wrapped in DistributedDataParallel, every rank draws
 the same epoch's sample (plain, oversampled or hybrid) and keeps its own share of it, the batch size stays the
 run's global batch (each rank takes an Nth), scores are gathered from every rank so that all of them choose the
@@ -27,9 +29,10 @@ def world() -> tuple[int, int]:
     return 0, 1
 
 
-def launched() -> bool:
-    """Whether torchrun started this process as one of several ranks."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+def launched() -> int:
+    """The number of ranks torchrun started this process among; 0 when it did not start several."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    return size if size > 1 else 0
 
 
 def local_rank() -> int:
@@ -112,9 +115,9 @@ class Shard(Sampler):
         return -(-len(self.sampler) // self.size)
 
 
-def launch(argv: list[str], nproc: int) -> int:
-    """Run `seti-nb <argv>` as `nproc` ranks on this machine with torchrun; the exit status of the group."""
+def launch(module: str, args: list[str], nproc: int) -> int:
+    """Run `python -m <module> <args>` as `nproc` ranks on this machine with torchrun; the group's exit status."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-               "-m", "seti_nb.cli", *argv]
+               "-m", module, *args]
     env = {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // nproc)), **os.environ}
     return subprocess.run(command, env=env).returncode

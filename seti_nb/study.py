@@ -16,12 +16,13 @@ from torch import nn
 from . import distributed, metrics
 from .config import Run
 from .data import DataError, read_labels, read_truth, side_ids
+from .cache import cached_frames
 from .dataset import CadenceDataset, datasets
 from .dedoppler import score_cadences
 from .models import build_model
 from .preprocess import Preprocess
-from .runtime import seed_everything
-from .train import fit, load_checkpoint, model_from_checkpoint, predict
+from .runtime import pick_device, seed_everything
+from .train import TrainResult, fit, load_checkpoint, model_from_checkpoint, predict
 
 SEARCH_SAMPLE = 600  # test cadences on which 02 scores the search and 03-06 set their models beside it
 
@@ -148,9 +149,18 @@ def train_and_evaluate(data_dir: str | Path, run: Run = Run(), out_dir: str | Pa
 
     Seeded once, before the model is built; the device is the caller's to check first (`setup`, the command line
     do). Writes `best.pt`, `history.csv`, `metrics.json` and `test_scores.csv`
-    into `out_dir` when given.
+    into `out_dir` when given. With `run.config.processes` > 1 the run is trained by that many processes
+    (DistributedDataParallel through torchrun, each process a rank running this function) into `out_dir`, and
+    read back from it.
     """
+    if run.config.processes > 1 and not distributed.launched():
+        return _on_ranks(data_dir, run, out_dir, name)
     start = time.perf_counter()
+    if distributed.launched():
+        distributed.start(pick_device(run.config.device))
+        if distributed.local_rank() == 0 and not run.preprocess.full_resolution:
+            cached_frames(data_dir, "train", run.preprocess, progress=progress)  # one rank a machine builds it
+        distributed.barrier()
     fit_items, val_items, test_items = splits(read_labels(data_dir), run.config.seed, limit=run.limit)
     seed_everything(run.config.seed)
     model = run_model(run)
@@ -160,18 +170,43 @@ def train_and_evaluate(data_dir: str | Path, run: Run = Run(), out_dir: str | Pa
                          "use a data set with more cadences or needles")
     trained = fit(model, train_set, val_set, run.config, out_dir, run.meta(), progress)
     scores = predict(model, test_set, run.config.batch_size * 2, run.config.device, tta=run.tta)
-    test = with_truth(data_dir, test_items.assign(score=scores))
-    result = Result(name=name or run.model, run=run, history=trained.history, lrs=trained.lrs, test=test,
-                    evaluation=metrics.evaluate(test.target, test.score, seed=run.config.seed),
-                    train_cadences=len(fit_items), best_epoch=trained.best_epoch, val_auc=trained.best_auc,
-                    minutes=(time.perf_counter() - start) / 60,
-                    images_per_s=float(trained.history.images_per_s.mean()), checkpoint=trained.checkpoint,
-                    model=model)
+    result = _result(data_dir, run, name, trained, test_items.assign(score=scores), len(fit_items), start, model)
     if out_dir is not None and distributed.world()[0] == 0:
         out = Path(out_dir)
         (out / "metrics.json").write_text(json.dumps({**run.describe(), **result.row()}, indent=1) + "\n")
-        test[["id", "target", "score"]].to_csv(out / "test_scores.csv", index=False)
+        result.test[["id", "target", "score"]].to_csv(out / "test_scores.csv", index=False)
     return result
+
+
+def _result(data_dir, run: Run, name: str, trained: TrainResult, scored: pd.DataFrame, train_cadences: int,
+            start: float, model: nn.Module) -> Result:
+    test = with_truth(data_dir, scored)
+    return Result(name=name or run.model, run=run, history=trained.history, lrs=trained.lrs, test=test,
+                  evaluation=metrics.evaluate(test.target, test.score, seed=run.config.seed),
+                  train_cadences=train_cadences, best_epoch=trained.best_epoch, val_auc=trained.best_auc,
+                  minutes=(time.perf_counter() - start) / 60,
+                  images_per_s=float(trained.history.images_per_s.mean()), checkpoint=trained.checkpoint,
+                  model=model)
+
+
+def _on_ranks(data_dir, run: Run, out_dir, name: str) -> Result:
+    """`run` trained by `run.config.processes` ranks that torchrun starts, each running `train_and_evaluate` on the
+    settings written to `out_dir/run.json` (`python -m seti_nb.study`); the result read back from the run folder
+    (all but the learning rate of every step: the history holds each epoch's last)."""
+    if out_dir is None:
+        raise ValueError("training on several processes needs an out_dir: the processes write the run there")
+    start, out = time.perf_counter(), Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "run.json").write_text(json.dumps({"data": str(data_dir), "run": run.to_dict(), "name": name}) + "\n")
+    if distributed.launch("seti_nb.study", [str(out / "run.json")], run.config.processes):
+        raise RuntimeError(f"{out}: training on {run.config.processes} processes failed (their messages are above)")
+    checkpoint = load_checkpoint(out / "best.pt")
+    trained = TrainResult(pd.read_csv(out / "history.csv"), [], checkpoint["epoch"], checkpoint["val_auc"],
+                          out / "best.pt")
+    scored = pd.read_csv(out / "test_scores.csv", dtype={"id": str})[["id", "target", "score"]]
+    fit_items = splits(read_labels(data_dir), run.config.seed, limit=run.limit)[0]
+    return _result(data_dir, run, name, trained, scored, len(fit_items), start,
+                   model_from_checkpoint(checkpoint, out / "best.pt"))
 
 
 def compare(data_dir: str | Path, runs: dict, base: Run = Run(), out_dir: str | Path | None = None,
@@ -231,6 +266,8 @@ def cross_validate(data_dir: str | Path, out_dir: str | Path, run: Run = Run(), 
     The fold assignment is written to `out_dir/folds.csv` and reused. A finished fold leaves
     `fold<k>/fold.json` (written last); a rerun after an interruption skips those folds and trains the rest.
     """
+    if run.config.processes > 1:
+        raise ValueError("cross-validation trains each fold on one process; set processes=1")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     train_part, test_part = split(read_labels(data_dir), 0.3, run.config.seed)
@@ -282,3 +319,14 @@ def score_folder(checkpoint_path: str | Path, data_dir: str | Path, side: str = 
         raise ValueError(f"{checkpoint_path}: gives {int((~np.isfinite(scores)).sum())} NaN or infinite scores of "
                          f"{len(scores)} (damaged weights); nothing written")
     return pd.DataFrame({"id": ids, "score": scores})
+
+
+if __name__ == "__main__":  # one rank of a run on several processes: torchrun ... -m seti_nb.study RUN_JSON
+    import sys
+
+    spec = Path(sys.argv[1])
+    settings = json.loads(spec.read_text())
+    try:
+        train_and_evaluate(settings["data"], Run.from_dict(settings["run"]), spec.parent, settings["name"])
+    finally:
+        distributed.finish()

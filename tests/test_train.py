@@ -291,9 +291,10 @@ def test_a_distributed_sample_gives_every_rank_its_share_of_one_draw(monkeypatch
 
 
 def test_training_on_two_processes_matches_one(synth_data, tmp_path):
-    """`seti-nb train --nproc 2` (DistributedDataParallel, gloo on this CPU, through torchrun) writes one loadable
-    checkpoint, scores every test cadence exactly once, and its test AUC lies in the one-process run's 95 %
-    interval (a model that learnt nothing would not: the interval here lies above 0.55)."""
+    """`seti-nb train --nproc 2` (DistributedDataParallel, gloo on this CPU: two processes that torchrun starts, each
+    running `train_and_evaluate`, as a notebook's `nproc` does) writes one loadable checkpoint, scores every test
+    cadence exactly once, and its test AUC lies in the one-process run's 95 % interval (a model that learnt nothing
+    would not: the interval here lies above 0.55)."""
     from seti_nb.study import splits
 
     settings = ["train", "--data", str(synth_data), "--time-average", "16", "--channel-average", "4", "--epochs", "4",
@@ -302,12 +303,14 @@ def test_training_on_two_processes_matches_one(synth_data, tmp_path):
     for n in (1, 2):
         assert main([*settings, "--nproc", str(n), "--out", str(tmp_path / f"n{n}")]) == 0
         (runs[n],) = (tmp_path / f"n{n}").iterdir()  # one run folder each
-    assert {p.name for p in runs[2].iterdir()} == {"best.pt", "history.csv", "metrics.json", "test_scores.csv"}
+    assert {p.name for p in runs[2].iterdir()} == {"best.pt", "history.csv", "metrics.json", "test_scores.csv",
+                                                   "run.json"}  # run.json: the settings the processes read
     model_from_checkpoint(load_checkpoint(runs[2] / "best.pt"))
     test_ids = splits(read_labels(synth_data))[2].id
     scored = pd.read_csv(runs[2] / "test_scores.csv", dtype={"id": str})
     assert sorted(scored.id) == sorted(test_ids) and scored.id.is_unique and scored.score.notna().all()
     one, two = (pd.read_json(runs[n] / "metrics.json", typ="series") for n in (1, 2))
+    assert (one.processes, two.processes) == (1, 2)
     assert one.auc_low > 0.55
     assert one.auc_low <= two.auc <= one.auc_high, (one.auc_low, two.auc, one.auc_high)
 
