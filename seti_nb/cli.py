@@ -105,7 +105,8 @@ def _train(args) -> int:
     preprocess = Preprocess(args.bandpass, args.time_average, args.channel_average, args.clip, args.gain)
     run = Run(model=args.model, layout=args.layout, preprocess=preprocess, pretrained=args.pretrained,
               augment=args.augment, interference=args.interference, inject=args.inject, limit=args.limit,
-              size=tuple(args.size) if args.size else None, pool=args.pool, tta=args.tta, config=config)
+              size=tuple(args.size) if args.size else None, pool=args.pool, tta=args.tta,
+              pseudo=str(args.pseudo or ""), pseudo_confidence=args.pseudo_confidence, config=config)
     data = ensure_data(args.data or "")  # made once, before any training process starts
     if distributed.launched():  # one of the ranks torchrun started on this machine or several (see the README)
         distributed.start(device)
@@ -242,6 +243,11 @@ def _optimisation_options(p) -> None:
                         "kind continued through the OFF scans (interference), which only the OFF scans tell apart "
                         "(default %(default)s)")
     p.add_argument("--limit", type=int, default=run.limit, help="train on a stratified subset of this many cadences")
+    p.add_argument("--pseudo", type=Path, default=None, metavar="SCORES_CSV",
+                   help="pseudo-labelling: a score file of the unlabelled test side (what `seti-nb predict` writes); "
+                        "its confident cadences join the training part")
+    p.add_argument("--pseudo-confidence", type=float, default=run.pseudo_confidence,
+                   help="needles score at least this, haystacks at most 1 - this (default %(default)s)")
     p.add_argument("--device", choices=DEVICES, default=config.device)
     p.add_argument("--precision", choices=PRECISIONS, default=config.precision,
                    help="auto: mixed precision where it is faster (CUDA; a CPU with AMX); fp32: none")

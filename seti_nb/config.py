@@ -142,11 +142,14 @@ class Run:
     size: tuple[int, int] | None = None  # resize the layout's image to (height, width) on the device; None: as is
     pool: str = "avg"  # avg | gem: an EfficientNet's global pooling
     tta: bool = False  # score the test cadences as the mean of the image and its frequency mirror
+    pseudo: str = ""  # a score file of the unlabelled test side (`seti-nb predict`): its confident cadences train too
+    pseudo_confidence: float = 0.95  # needles score at least this, haystacks at most 1 - this; the rest unused
     config: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self):
         check_choice("layout", self.layout, LAYOUTS)
         check_choice("pool", self.pool, POOLS)
+        check_number("pseudo_confidence", self.pseudo_confidence, 0.5, 1, high_open=True)
         if self.size is not None:
             if len(self.size) != 2:
                 raise ValueError(f"size must be (height, width), got {self.size!r}")
@@ -197,7 +200,8 @@ class Run:
         return {"model": self.model, "layout": self.layout, "pretrained": self.pretrained,
                 "input": f"{p.frame_shape[0]}x{p.frame_shape[1]} per scan, bandpass {p.bandpass}"
                          + (f", resized to {self.size[0]}x{self.size[1]}" if self.size else ""),
-                "pool": self.pool, "tta": self.tta,
+                "pool": self.pool, "tta": self.tta, "pseudo": self.pseudo,
+                "pseudo_confidence": self.pseudo_confidence if self.pseudo else None,
                 "augment": self.augment, "interference": self.interference if self.augment else 0.0,
                 "inject": self.inject if self.augment else 0.0,
                 "sampler": self.config.sampler, "loss": self.config.loss,

@@ -205,6 +205,30 @@ def submission_ids(root: str | Path) -> list[str]:
     return sub.id.tolist()
 
 
+def read_scores(path: str | Path) -> pd.DataFrame:
+    """A score file `id,target` with probabilities (a Kaggle submission, what `seti-nb predict` writes), validated:
+    ids as in a label file, every target a finite number from 0 to 1."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: score file not found")
+    try:
+        scores = pd.read_csv(path, dtype={"id": str})
+    except Exception as e:
+        raise DataError(f"{path}: not a readable CSV ({e})") from e
+    if list(scores.columns) != ["id", "target"]:
+        raise DataError(f"{path}: columns {list(scores.columns)}, expected ['id', 'target']")
+    problems = _id_problems(scores.id)
+    target = pd.to_numeric(scores.target, errors="coerce")
+    bad = ~target.between(0, 1)  # NaN, text and numbers out of range alike
+    if bad.any():
+        first = scores.index[bad][0]
+        problems.append(f"{int(bad.sum())} targets not a probability from 0 to 1, first: {scores.target[first]!r} "
+                        f"on row {first + 2}")
+    if problems:
+        raise DataError(f"{path}: " + "; ".join(problems))
+    return scores.assign(target=target.astype(float))
+
+
 def side_ids(root: str | Path, side: str) -> list[str]:
     """The cadences of one side: the label file's ids (`train`), or the listed test files present (`test`). Every
     reader of a whole side comes here, so an unfinished synthesis is refused here, with what to do."""

@@ -8,12 +8,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from torch.utils.data import ConcatDataset
 
 from . import distributed
 from .cache import cached_frames, open_frames
 from .cadence import N_FRAMES, OFF_FRAMES, ON_FRAMES
 from .config import LAYOUT_CHANNELS, LAYOUTS, Run, SynthConfig
-from .data import DataError, check_files, read_cadence
+from .data import DataError, check_files, read_cadence, read_scores, side_ids
 from .preprocess import Preprocess
 from .signals import continuous_path, draw_signal, in_band, render
 
@@ -154,8 +155,31 @@ class Augment:
         return frames, target
 
 
+class Joined(ConcatDataset):
+    """Datasets one after another (the training part and pseudo-labelled test cadences), with their `targets`
+    joined for the trainer's samplers and loss, and the first part's `transform` (they share it)."""
+
+    def __init__(self, *parts: CadenceDataset):
+        super().__init__(parts)
+        self.targets, self.transform = np.concatenate([p.targets for p in parts]), parts[0].transform
+
+
+def pseudo_labelled(data_dir, scores_file, confidence: float) -> pd.DataFrame:
+    """`id,target` of the unlabelled test cadences a score file is confident about: needles at `confidence` or
+    above, haystacks at `1 - confidence` or below (the 2nd- and 3rd-place Kaggle recipe: a trained model's confident
+    predictions of the test side train the next model). None may be: a run then trains on its own part alone, as
+    its `train_cadences` shows."""
+    scores = read_scores(scores_file)
+    foreign = sorted(set(scores.id) - set(side_ids(data_dir, "test")))
+    if foreign:
+        raise DataError(f"{scores_file}: {len(foreign)} ids not on the test side of {data_dir}, first: {foreign[0]}")
+    sure = scores[(scores.target >= confidence) | (scores.target <= 1 - confidence)]
+    return sure.assign(target=(sure.target >= confidence).astype(int)).reset_index(drop=True)
+
+
 def datasets(data_dir, run: Run, *items, progress: bool = True) -> list[CadenceDataset]:
-    """A run's datasets for the cadences `items` (training set first: it alone gets the run's augmentation)."""
+    """A run's datasets for the cadences `items` (training set first: it alone gets the run's augmentation, and
+    the pseudo-labelled test cadences of `run.pseudo`)."""
     made = []
     for i, part in enumerate(items):
         seed = run.config.seed + 1_000_003 * distributed.world()[0]  # ranks draw apart
@@ -163,4 +187,8 @@ def datasets(data_dir, run: Run, *items, progress: bool = True) -> list[CadenceD
                      if run.augment and i == 0 else None)
         made.append(CadenceDataset(data_dir, part, run.layout, run.preprocess, transform=transform,
                                    progress=progress))
+    sure = pseudo_labelled(data_dir, run.pseudo, run.pseudo_confidence) if run.pseudo and made else ()
+    if len(sure):
+        made[0] = Joined(made[0], CadenceDataset(data_dir, sure, run.layout, run.preprocess, "test",
+                                                 made[0].transform, progress=progress))
     return made

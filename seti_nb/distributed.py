@@ -3,11 +3,11 @@ group of CPU cores, with the gloo backend), launched by torchrun on one machine 
 
 A run with `TrainConfig(processes=N)` (`seti-nb train --nproc N`, a notebook's `nproc`) is trained by N ranks that
 torchrun starts (`study.train_and_evaluate`); `torchrun ... -m seti_nb.cli train` starts them on several machines.
-The training loop
-(`train.fit`) asks `world()` which rank it is: the model is wrapped in DistributedDataParallel, every rank draws
-the same epoch's sample (plain, oversampled or hybrid) and keeps its own share of it, the batch size stays the
-run's global batch (each rank takes an Nth), scores are gathered from every rank so that all of them choose the
-same epoch, and rank 0 alone writes the checkpoint and the metrics. With one process nothing of this is used.
+The training loop (`train.fit`) asks `world()` which rank it is: the model is wrapped in DistributedDataParallel,
+every rank draws the same epoch's sample (plain, oversampled or hybrid) and keeps its own share of it, the batch
+size stays the run's global batch (each rank takes an Nth), scores are gathered from every rank so that all of them
+choose the same epoch, and rank 0 alone writes the checkpoint and the metrics. With one process none of this is
+used.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def start(device: str) -> None:
     if device == "cuda":
         local = local_rank()
         if local >= gpu_count():
-            raise RuntimeError(f"rank {local} of this machine has no GPU: torch sees {torch.cuda.device_count()}; "
+            raise RuntimeError(f"rank {local} of this machine has no GPU: torch sees {gpu_count()}; "
                                "ask for at most that many processes per machine")
         torch.cuda.set_device(local)
     if not dist.is_initialized():

@@ -14,9 +14,9 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from torch import nn
 
 from . import distributed, metrics
+from .cache import cached_frames
 from .config import Run
 from .data import DataError, read_labels, read_truth, side_ids
-from .cache import cached_frames
 from .dataset import CadenceDataset, datasets
 from .dedoppler import score_cadences
 from .models import build_model
@@ -170,7 +170,7 @@ def train_and_evaluate(data_dir: str | Path, run: Run = Run(), out_dir: str | Pa
                          "use a data set with more cadences or needles")
     trained = fit(model, train_set, val_set, run.config, out_dir, run.meta(), progress)
     scores = predict(model, test_set, run.config.batch_size * 2, run.config.device, tta=run.tta)
-    result = _result(data_dir, run, name, trained, test_items.assign(score=scores), len(fit_items), start, model)
+    result = _result(data_dir, run, name, trained, test_items.assign(score=scores), len(train_set), start, model)
     if out_dir is not None and distributed.world()[0] == 0:
         out = Path(out_dir)
         (out / "metrics.json").write_text(json.dumps({**run.describe(), **result.row()}, indent=1) + "\n")
@@ -204,8 +204,8 @@ def _on_ranks(data_dir, run: Run, out_dir, name: str) -> Result:
     trained = TrainResult(pd.read_csv(out / "history.csv"), [], checkpoint["epoch"], checkpoint["val_auc"],
                           out / "best.pt")
     scored = pd.read_csv(out / "test_scores.csv", dtype={"id": str})[["id", "target", "score"]]
-    fit_items = splits(read_labels(data_dir), run.config.seed, limit=run.limit)[0]
-    return _result(data_dir, run, name, trained, scored, len(fit_items), start,
+    train_cadences = json.loads((out / "metrics.json").read_text())["train_cadences"]
+    return _result(data_dir, run, name, trained, scored, train_cadences, start,
                    model_from_checkpoint(checkpoint, out / "best.pt"))
 
 

@@ -347,3 +347,34 @@ def test_kaggle_inputs_resized_gem_pooled_and_mirrored_at_test_time(tmp_path):
             model_from_checkpoint(load_checkpoint(tmp_path / "e.pt"), tmp_path / "e.pt")
     with pytest.raises(ValueError, match="GeM pooling is for EfficientNet"):
         run_model(Run(pool="gem"))
+
+
+def test_pseudo_labels_from_a_score_file_join_the_training_part(synth_data, tmp_path):
+    """Pseudo-labelling: the test cadences a score file is confident about join the training part with their
+    rounded labels (the rest are left out); a score file with a NaN, other columns or foreign ids is refused."""
+    from seti_nb.data import DataError, side_ids
+    from seti_nb.dataset import datasets
+
+    test_ids = side_ids(synth_data, "test")
+    scores = pd.DataFrame({"id": test_ids, "target": np.linspace(0, 1, len(test_ids))})
+    path = tmp_path / "preds.csv"
+    scores.to_csv(path, index=False)
+    fit_items = read_labels(synth_data).head(40)
+    run = Run("small-cnn", "on_stack", COARSE, pseudo=str(path), pseudo_confidence=0.9)
+    (train,) = datasets(synth_data, run, fit_items, progress=False)
+    sure = scores[(scores.target >= 0.9) | (scores.target <= 0.1)]
+    assert 0 < len(sure) < len(scores) and len(train) == 40 + len(sure)
+    np.testing.assert_array_equal(train.targets[40:], (sure.target >= 0.9).astype(float))
+    assert train[len(train) - 1][0].shape == train[0][0].shape
+    bad = {"nan": f"id,target\n{test_ids[0]},nan\n", "columns": f"id,score\n{test_ids[0]},0.99\n",
+           "foreign": f"id,target\n{'0' * 15},0.99\n"}
+    for name, message in (("nan", "not a probability"), ("columns", "expected \\['id', 'target'\\]"),
+                          ("foreign", "not on the test side")):
+        (tmp_path / f"{name}.csv").write_text(bad[name])
+        with pytest.raises(DataError, match=message):
+            datasets(synth_data, run.but(pseudo=str(tmp_path / f"{name}.csv")), fit_items, progress=False)
+    assert main(["train", "--data", str(synth_data), "--model", "small-cnn", "--layout", "all_stack",
+                 "--time-average", "16", "--channel-average", "8", "--epochs", "1", "--limit", "60",
+                 "--pseudo", str(path), "--pseudo-confidence", "0.9", "--out", str(tmp_path / "runs")]) == 0
+    (folder,) = (tmp_path / "runs").iterdir()
+    assert pd.read_json(folder / "metrics.json", typ="series").train_cadences == 60 + len(sure)
