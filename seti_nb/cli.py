@@ -69,6 +69,17 @@ def _synth(args) -> int:
     return 0
 
 
+def _synth_observation(args) -> int:
+    from .observation import synthesize_observation
+
+    start = time.perf_counter()
+    out = synthesize_observation(args.out, args.channels, args.seed, args.needles, args.interference,
+                                 args.stationary)
+    print(f"wrote six scans of {args.channels} channels and truth.csv to {out} in "
+          f"{time.perf_counter() - start:.1f} s")
+    return 0
+
+
 def _check(args) -> int:
     from .data import check_dataset
 
@@ -183,6 +194,17 @@ def _synth_options(p) -> None:
     p.add_argument("--workers", type=_count, default=None, help="processes (default: one per core)")
 
 
+def _synth_observation_options(p) -> None:
+    p.add_argument("out", type=Path, help="new output folder")
+    p.add_argument("--channels", type=_count, default=2**20,
+                   help="channels of 2.79 Hz (default %(default)s: one coarse channel, 2.9 MHz)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--needles", type=int, default=20, help="signals in the ON scans only (default %(default)s)")
+    p.add_argument("--interference", type=int, default=20,
+                   help="signals continuous through all six scans (default %(default)s)")
+    p.add_argument("--stationary", type=int, default=10, help="lines that do not drift (default %(default)s)")
+
+
 def _check_options(p) -> None:
     p.add_argument("data", type=Path)
 
@@ -290,6 +312,8 @@ def _predict_options(p) -> None:
 
 COMMANDS = {  # name: (what it does, its options, the command)
     "synth": ("write a synthetic data set in the Kaggle layout", _synth_options, _synth),
+    "synth-observation": ("write a synthetic BL observation: the six .h5 files of a cadence and truth.csv",
+                          _synth_observation_options, _synth_observation),
     "check": ("validate a Kaggle-layout data folder", _check_options, _check),
     "run": ("execute the notebooks in order with papermill into a new run folder", _run_options, _run),
     "train": ("train on the 70 %% split, evaluate on the 30 %% test split", _train_options, _train),
