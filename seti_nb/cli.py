@@ -1,4 +1,4 @@
-"""The `seti-nb` command line: synth, check, run, train, predict, dedoppler.
+"""The `seti-nb` command line: synth, synth-observation, check, run, train, predict, dedoppler.
 
 Options and defaults come from the library's own settings (`config`, `Preprocess`, the search), so the command
 and the library never disagree. Start-up is kept short on purpose: this module imports only those light settings;
