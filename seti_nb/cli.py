@@ -1,4 +1,4 @@
-"""The `seti-nb` command line: synth, synth-observation, check, run, train, predict, dedoppler.
+"""The `seti-nb` command line: synth, synth-observation, check, run, train, predict, dedoppler, scan.
 
 Options and defaults come from the library's own settings (`config`, `Preprocess`, the search), so the command
 and the library never disagree. Start-up is kept short on purpose: this module imports only those light settings;
@@ -177,6 +177,21 @@ def _dedoppler(args) -> int:
     return 0
 
 
+def _scan(args) -> int:
+    settings = SearchSettings(max_drift_hz_s=args.max_drift, threshold=args.threshold)  # refused before loading
+    from .runtime import check_new_file, write_new_csv
+    from .scan import scan
+
+    check_new_file(args.out)
+    f_range = None if args.f_start is None and args.f_stop is None else (args.f_start, args.f_stop)
+    if f_range is not None and None in f_range:
+        raise ValueError("give both --f-start and --f-stop, or neither (the whole band)")
+    result = scan(args.files, settings, f_range, args.workers)
+    write_new_csv(result.candidates, args.out)
+    print(f"{result.summary()} -> {args.out}")
+    return 0
+
+
 # ---- their options ------------------------------------------------------------------------------------
 
 def _synth_options(p) -> None:
@@ -302,6 +317,19 @@ def _dedoppler_options(p) -> None:
     p.add_argument("--workers", type=_count, default=None, help="processes (default: one per core)")
 
 
+def _scan_options(p) -> None:
+    default = SearchSettings()
+    p.add_argument("files", type=Path, nargs="+", metavar="FILE",
+                   help="the six .h5 or .fil files of a cadence in time order: ON1 OFF1 ON2 OFF2 ON3 OFF3")
+    p.add_argument("--out", type=Path, required=True, help="a new CSV file: one row a candidate path")
+    p.add_argument("--f-start", type=float, default=None, help="lowest frequency searched, MHz (default: the band's)")
+    p.add_argument("--f-stop", type=float, default=None, help="highest frequency searched, MHz (default: the band's)")
+    p.add_argument("--max-drift", type=float, default=default.max_drift_hz_s,
+                   help="largest drift rate searched, Hz/s (default %(default)s)")
+    p.add_argument("--threshold", type=float, default=default.threshold, help="hit SNR (default %(default)s)")
+    p.add_argument("--workers", type=_count, default=None, help="processes (default: one per core, at most 8)")
+
+
 def _predict_options(p) -> None:
     p.add_argument("--checkpoint", type=Path, required=True)
     p.add_argument("--data", type=Path, required=True)
@@ -320,6 +348,8 @@ COMMANDS = {  # name: (what it does, its options, the command)
     "dedoppler": ("score a Kaggle-layout folder with the classical de-Doppler search", _dedoppler_options,
                   _dedoppler),
     "predict": ("score a Kaggle-layout folder; writes id,target like a submission", _predict_options, _predict),
+    "scan": ("search six observation files (a cadence) over their band: de-Doppler hits and the ON/OFF event filter",
+             _scan_options, _scan),
 }
 
 

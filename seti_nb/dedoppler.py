@@ -84,6 +84,39 @@ def _merge(state, merged, m):
                         out[ch] = top[ch]
 
 
+def dedoppler_blocks(scan: np.ndarray, segments: int, smear: bool = False):
+    """The de-Doppler plane of one scan `(n, channels)`, n a power of two, as blocks of n drift rows: yields
+    `(first row, block)`. The plane's rows are the drifts from the steepest negative (-segments channels a row) to
+    the steepest positive, `2 segments n - 1` of them in steps of 1 / (n - 1) channel a row (zero drift comes
+    twice, the same sums); column c holds the sums along the paths that start (first row) at channel c.
+
+    Positive drifts come from the scan, negative ones from the scan mirrored in frequency; steep drifts first shift
+    row r by s * r channels (a skewed view, one shear segment s at a time, so the working set stays small whatever
+    the drift range), and the tree does the remaining 0..1 channel a row. With `smear`, segment s first sums s + 1
+    neighbouring channels (divided by their square root, so noise keeps its scale): a path drifting s channels
+    within a row spreads its power over them (Doppler smearing), and a single channel would catch 1 / (s + 1) of it.
+    """
+    n, _ = scan.shape
+    base = segments * n - 1  # the row of drift zero
+    mirrored = np.stack([scan, scan[:, ::-1]]).astype(np.float32, copy=False)
+    summed = mirrored.copy()  # with `smear`: channels c .. c + s summed (zero beyond the band's edge)
+    for s in range(segments):
+        if smear and s:
+            summed[..., :-s] += mirrored[..., s:]
+        tree = _tree(_shear(summed * np.float32(1 / np.sqrt(s + 1)) if smear and s else mirrored, s))
+        yield base - s * n - n + 1, tree[1, ::-1, ::-1]  # drifts -(s n + n - 1) .. -(s n)
+        yield base + s * n, tree[0]  # drifts s n .. s n + n - 1
+
+
+def dedoppler_plane(scan: np.ndarray, segments: int) -> np.ndarray:
+    """The whole de-Doppler plane of one scan (`dedoppler_blocks`): `(2 segments n - 1, channels)`."""
+    n, channels = scan.shape
+    plane = np.empty((2 * segments * n - 1, channels), dtype=np.float32)
+    for first, block in dedoppler_blocks(scan, segments):
+        plane[first : first + n] = block
+    return plane
+
+
 def _max_near(x: np.ndarray, rows: int, channels: int) -> np.ndarray:
     """The maximum over a window of +-`rows` x +-`channels` around every pixel of a 2-d array, cut at the edges
     (scipy's `maximum_filter`, in a few whole-array steps)."""
@@ -149,17 +182,9 @@ class Search(SearchSettings):
     def transform(self, scans: np.ndarray) -> np.ndarray:
         """De-Doppler planes of preprocessed scans `(frames, rows, channels)` -> `(frames, drifts, channels)`, in
         SNR units: each bin is the path's sum divided by the noise of a sum of `rows` unit-noise pixels."""
-        n, segments = self.rows, self.segments
-        x = np.asarray(scans, dtype=np.float32)[:, :n]
-        planes = np.empty((len(x), 2 * segments * n - 1, x.shape[-1]), dtype=np.float32)
-        for scan, plane in zip(x, planes):  # one scan at a time: the tree's working set stays in the CPU's cache
-            mirrored = np.stack([scan, scan[:, ::-1]])  # positive drifts, and negative ones on the mirrored band
-            # steep drifts: shift row r by s * r channels (a skewed view), the tree does the remaining 0..1 per row
-            sheared = np.stack([_shear(mirrored, s) for s in range(segments)], axis=1)
-            tree = _tree(sheared).reshape(2, segments * n, x.shape[-1])
-            plane[: segments * n - 1] = tree[1, :0:-1, ::-1]  # steepest negative first; the zero drift once
-            plane[segments * n - 1 :] = tree[0]
-        planes *= 1 / np.sqrt(n)
+        x = np.asarray(scans, dtype=np.float32)[:, : self.rows]
+        planes = np.stack([dedoppler_plane(scan, self.segments) for scan in x])  # a scan at a time: cache-sized
+        planes *= 1 / np.sqrt(self.rows)
         return planes
 
     def score(self, cadence: np.ndarray) -> dict[str, float]:

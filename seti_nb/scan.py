@@ -1,0 +1,292 @@
+"""`seti-nb scan`: the de-Doppler search over the whole band of six observation files, and the ON/OFF event filter
+along each hit's path, as turboSETI's `FindDoppler` + `find_event` do, in frequency chunks so memory stays bounded
+whatever the files' size.
+
+Each chunk (with a margin of the farthest a path can move over the cadence on either side) is read from the six
+files with blimpy, flattened (each scan divided by its bandpass, the median over time smoothed over 256-channel
+blocks, and put in units of its noise), de-Dopplered scan by scan at the files' own resolution (`dedoppler_plane`),
+and reduced to a few profiles a scan: the strongest path starting and ending at every channel. Hits are the ON
+scans' strongest paths (one a stretch of band a path covers, as turboSETI's `tophitsearch`); each is followed in
+cadence time into the five other scans, where its SNR is read within `veto_channels` plus `path_slack` times the
+channels extrapolated of where the path has moved by then. Level 1: an ON hit. Level 2: and no OFF scan holds
+anything above `veto_threshold` on the path (nor at the hit's own channels: interference restarting in every
+scan). Level 3: and the path is above `threshold` in all three ON scans. One row an event: the hits of one path in
+several ON scans are one event.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numba
+import numpy as np
+import pandas as pd
+
+from .cadence import N_FRAMES, OFF_FRAMES, ON_FRAMES
+from .config import SearchSettings
+from .data import DataError
+from .dedoppler import dedoppler_blocks
+from .observation import Geometry, _waterfall, read_observation
+from .runtime import parallel_map, progress_bar
+
+CHUNK = 65536  # channels searched a chunk (the margins come on top): a plane of 16 rows at 4 Hz/s is then ~0.25 GB
+BLOCK = 256  # channels over which the bandpass is taken as flat
+COLUMNS = ["frequency_mhz", "drift_hz_s", "level", "snr", "snr_on1", "snr_on2", "snr_on3", "off_snr", "channel",
+           "found_in"]
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """What the search needs to know of six observation files: where they are, their grid, the rows searched (a
+    power of two, as the tree takes), and when each scan starts, in seconds from the first."""
+
+    paths: tuple[str, ...]
+    geometry: Geometry
+    rows: int
+    starts_s: tuple[float, ...]
+
+    @classmethod
+    def of(cls, paths) -> Cadence:
+        scans = read_observation(paths)
+        geometry = scans[0].geometry
+        starts = tuple((s.tstart_mjd - scans[0].tstart_mjd) * 86400.0 for s in scans)
+        return cls(tuple(str(s.path) for s in scans), geometry, 1 << int(np.log2(geometry.rows)), starts)
+
+    def segments(self, settings: SearchSettings) -> int:
+        g = self.geometry
+        return max(1, int(np.ceil(settings.max_drift_hz_s * g.row_seconds / abs(g.channel_hz))))
+
+    def rates(self, settings: SearchSettings) -> np.ndarray:
+        """Each plane row's drift in file channels a second (the order of `dedoppler_plane`'s rows)."""
+        n, segments = self.rows, self.segments(settings)
+        positive = np.array([s + d / (n - 1) for s in range(segments) for d in range(n)])
+        return np.concatenate([-positive[::-1][:-1], positive]) / self.geometry.row_seconds
+
+    def margin(self, settings: SearchSettings) -> int:
+        """The channels a path of the largest drift can move over the whole cadence, with the search's slack."""
+        span_s = self.starts_s[-1] + self.rows * self.geometry.row_seconds
+        moved = settings.max_drift_hz_s * span_s / abs(self.geometry.channel_hz)
+        return int(np.ceil((1 + settings.path_slack) * moved)) + settings.veto_channels + 1
+
+
+def chunks(cadence: Cadence, settings: SearchSettings, f_range=None, size: int = CHUNK) -> list[tuple[int, int]]:
+    """The file channels [lo, hi) searched a chunk, covering the band `f_range` (MHz; the whole band by default)."""
+    g = cadence.geometry
+    first, last = 0, g.channels
+    if f_range is not None:
+        low, high = sorted(f_range)
+        band = g.band_mhz
+        if high <= band[0] or low >= band[1]:
+            raise DataError(f"{cadence.paths[0]}: the band {low}-{high} MHz is outside the files' {band[0]:.6f}-"
+                            f"{band[1]:.6f} MHz")
+        ends = sorted(int(np.clip(round((f - g.fch1_mhz) * 1e6 / g.channel_hz), 0, g.channels)) for f in (low, high))
+        first, last = ends
+    return [(lo, min(lo + size, last)) for lo in range(first, max(last, first + 1), size)]
+
+
+def read_chunk(path: str, geometry: Geometry, lo: int, hi: int, rows: int) -> np.ndarray:
+    """File channels [lo, hi) of the first `rows` rows of one scan, read by blimpy, checked whole and finite."""
+    f0 = geometry.fch1_mhz  # blimpy selects by frequency: ask for the edges of exactly these channels
+    step = geometry.channel_hz / 1e6
+    edges = sorted((f0 + (lo - 0.5) * step, f0 + (hi - 0.5) * step))
+    waterfall = _waterfall(Path(path), f_start=edges[0], f_stop=edges[1], t_start=0, t_stop=rows)
+    data = np.asarray(waterfall.data, dtype=np.float32).reshape(rows, -1)
+    if data.shape[1] != hi - lo:
+        data = _waterfall(Path(path), t_start=0, t_stop=rows).data.reshape(rows, -1)[:, lo:hi].astype(np.float32)
+    if not np.isfinite(data).all():
+        raise DataError(f"{path}: channels {lo}-{hi} hold non-finite values (NaN or inf)")
+    return data
+
+
+def flatten(x: np.ndarray) -> np.ndarray:
+    """A scan `(rows, channels)` in units of its noise: divided by its bandpass (the median over time, its median
+    over 256-channel blocks interpolated, so narrow lines do not bend it), each row's offset removed, divided by a
+    robust standard deviation (1.4826 x the median absolute deviation)."""
+    spectrum = np.median(x, axis=0)
+    blocks = -(-len(spectrum) // BLOCK)
+    padded = np.pad(spectrum, (0, blocks * BLOCK - len(spectrum)), mode="edge").reshape(blocks, BLOCK)
+    centres = np.minimum(np.arange(blocks) * BLOCK + BLOCK / 2, len(spectrum) - 1)
+    bandpass = np.interp(np.arange(len(spectrum)), centres, np.median(padded, axis=1))
+    z = x / np.where(bandpass > 0, bandpass, np.inf) - 1
+    z -= np.median(z, axis=1, keepdims=True)
+    sigma = 1.4826 * np.median(np.abs(z))
+    return (z / sigma if sigma > 0 else z).astype(np.float32)
+
+
+@numba.njit(cache=True, boundscheck=False)
+def _window_max(profile, centres, halves, outside):
+    """out[i] = max(profile[centres[i] - halves[i] : centres[i] + halves[i] + 1]) within the profile, `outside`
+    where the window lies wholly outside it."""
+    out = np.empty(len(centres), profile.dtype)
+    for i in range(len(centres)):
+        lo, hi = max(centres[i] - halves[i], 0), min(centres[i] + halves[i] + 1, len(profile))
+        out[i] = outside if lo >= hi else profile[lo:hi].max()
+    return out
+
+
+@numba.njit(cache=True, boundscheck=False)
+def _top_hits(order, shifts, reach):
+    """turboSETI's `tophitsearch`, along the hit's own path: in order of SNR, a channel is a hit unless its path
+    (from it to `shifts` channels on, widened by `reach` either side) touches a stronger hit's. Returns a mask."""
+    covered = np.zeros(len(shifts), np.bool_)
+    keep = np.zeros(len(shifts), np.bool_)
+    for c in order:
+        lo = max(min(c, c + shifts[c]) - reach, 0)
+        hi = min(max(c, c + shifts[c]) + reach + 1, len(shifts))
+        if covered[lo:hi].any():
+            continue
+        keep[c] = True
+        covered[lo:hi] = True
+    return keep
+
+
+@numba.njit(cache=True, boundscheck=False)
+def _reduce(block, first, shifts, best, best_row, ends):
+    """Fold a block of de-Doppler rows into the profiles: the strongest path starting at each channel (and its
+    row), the strongest ending at each channel (a path of row r ends `shifts[r]` channels on)."""
+    n, channels = block.shape
+    for i in range(n):
+        row, shift = first + i, shifts[first + i]
+        for c in range(channels):
+            v = block[i, c]
+            if v > best[c]:
+                best[c], best_row[c] = v, row
+            e = c + shift
+            if 0 <= e < channels and v > ends[e]:
+                ends[e] = v
+
+
+def scan_profiles(z: np.ndarray, cadence: Cadence, settings: SearchSettings):
+    """One flattened scan's de-Doppler plane (Doppler smearing summed), reduced as it is made, in SNR units: the
+    strongest path starting at each channel, its drift row, and the strongest path ending at each channel."""
+    channels = z.shape[1]
+    best, ends = np.full(channels, -np.inf, np.float32), np.full(channels, -np.inf, np.float32)
+    best_row = np.zeros(channels, np.int64)
+    shifts = np.rint(cadence.rates(settings) * (cadence.rows - 1) * cadence.geometry.row_seconds).astype(np.int64)
+    for first, block in dedoppler_blocks(z[: cadence.rows], cadence.segments(settings), smear=True):
+        _reduce(block, first, shifts, best, best_row, ends)
+    scale = np.float32(1 / np.sqrt(cadence.rows))
+    return best * scale, best_row, np.maximum(ends, 0) * scale
+
+
+def _follow(profiles, hits: np.ndarray, rate: np.ndarray, frame: int, cadence: Cadence, settings: SearchSettings):
+    """The strongest signal of every scan on each hit's path continued in cadence time from scan `frame`: where
+    the path is when a later scan starts (its starting paths) or when an earlier one ends (its ending paths).
+    Returns the signals `(6, hits)` (NaN for an ON scan the path has left the chunk in, 0 for an OFF scan) and
+    the half-widths of the windows they were read in."""
+    starts, _, ends = profiles
+    last_row_s = (cadence.rows - 1) * cadence.geometry.row_seconds
+    out = np.empty((N_FRAMES, len(hits)), np.float32)
+    halves = np.zeros((N_FRAMES, len(hits)), np.int64)
+    for j in range(N_FRAMES):
+        if j == frame:
+            out[j] = starts[j][hits]
+            continue
+        later = j > frame
+        elapsed = cadence.starts_s[j] - cadence.starts_s[frame] + (0.0 if later else last_row_s)
+        moved = rate * elapsed
+        halves[j] = settings.veto_channels + settings.path_slack * np.abs(moved)
+        out[j] = _window_max((starts if later else ends)[j], np.rint(hits + moved).astype(np.int64), halves[j],
+                             np.float32(np.nan if j in ON_FRAMES else 0.0))
+    return out, halves
+
+
+def veto_bar(half: np.ndarray, settings: SearchSettings) -> np.ndarray:
+    """The OFF signal that vetoes, read in a window of +-`half` channels: `veto_threshold` in the narrowest
+    (+-`veto_channels`), raised for wider ones as the largest of that many more noise values grows (the square of
+    a Gaussian maximum grows by 2 ln of the factor), so a needle's path followed far is not vetoed by the noise."""
+    ratio = (2 * np.asarray(half) + 1) / (2 * settings.veto_channels + 1)
+    return np.sqrt(settings.veto_threshold**2 + 2 * np.log(np.maximum(ratio, 1.0)))
+
+
+def search_chunk(span: tuple[int, int], cadence: Cadence, settings: SearchSettings) -> tuple[pd.DataFrame, int]:
+    """The events whose hit lies in file channels [lo, hi), from the six scans read with a margin either side;
+    and the number of ON hits."""
+    g, (lo, hi) = cadence.geometry, span
+    margin = cadence.margin(settings)
+    a, b = max(lo - margin, 0), min(hi + margin, g.channels)
+    scans = [scan_profiles(flatten(read_chunk(p, g, a, b, cadence.rows)), cadence, settings) for p in cadence.paths]
+    profiles = tuple(list(x) for x in zip(*scans))  # starts, drift rows, ends: six each
+    rates = cadence.rates(settings)
+    shift_per_row = np.rint(rates * (cadence.rows - 1) * g.row_seconds).astype(np.int64)
+    events, n_hits = [], 0
+    for k, frame in enumerate(ON_FRAMES):
+        snr, drift_row = profiles[0][frame], profiles[1][frame]
+        candidates = np.flatnonzero(snr > settings.threshold)
+        candidates = candidates[(candidates + a >= lo) & (candidates + a < hi)]
+        order = candidates[np.argsort(-snr[candidates], kind="stable")]
+        hits = np.flatnonzero(_top_hits(order, shift_per_row[drift_row], settings.veto_channels))
+        n_hits += len(hits)
+        rate = rates[drift_row[hits]]
+        along, halves = _follow(profiles, hits, rate, frame, cadence, settings)
+        on, off = along[list(ON_FRAMES)], along[list(OFF_FRAMES)]
+        same_place = np.max([_window_max(profiles[0][j], hits, np.full(len(hits), settings.veto_channels),
+                                         np.float32(0)) for j in OFF_FRAMES], axis=0, initial=0)
+        off_snr = np.maximum(off.max(axis=0, initial=0), same_place)
+        vetoed = ((off >= veto_bar(halves[list(OFF_FRAMES)], settings)).any(axis=0)
+                  | (same_place >= settings.veto_threshold))
+        level = np.where(vetoed, 1, np.where((on >= settings.threshold).all(axis=0), 3, 2))
+        channel0 = hits + a - rate * cadence.starts_s[frame]  # the path's channel at the cadence's start
+        events.append(pd.DataFrame({
+            "frequency_mhz": g.fch1_mhz + channel0 * g.channel_hz / 1e6, "drift_hz_s": rate * g.channel_hz,
+            "level": level, "snr": np.nansum(on, axis=0) / np.sqrt(np.isfinite(on).sum(axis=0)),
+            **{f"snr_on{i + 1}": on[i] for i in range(3)}, "off_snr": off_snr, "channel": channel0,
+            "found_in": k + 1}))
+    return pd.concat(events, ignore_index=True), n_hits
+
+
+def merge_events(events: pd.DataFrame, cadence: Cadence, settings: SearchSettings) -> pd.DataFrame:
+    """One row a path: events found in several ON scans (or in two chunks' margins) are one where each one's path
+    passes the other's hit, at the time of that hit, within the tolerance the search allows a path followed over
+    the time between them; the one of the highest level and SNR stands for them. Sorted by level, then SNR."""
+    events = events.sort_values(["level", "snr", "channel"], ascending=[False, False, True], ignore_index=True)
+    rate = events["drift_hz_s"].to_numpy() / cadence.geometry.channel_hz
+    when = np.array(cadence.starts_s)[np.array(ON_FRAMES)[events["found_in"].to_numpy() - 1]]
+    channel = events["channel"].to_numpy()  # at the cadence's start
+    kept: list[int] = []
+    for i in range(len(events)):
+        k = np.array(kept, dtype=np.int64)
+        slack = settings.veto_channels + 1 + settings.path_slack * np.maximum(abs(rate[i]), np.abs(rate[k])) * np.abs(
+            when[i] - when[k])
+        apart = [np.abs(channel[i] + rate[i] * t - channel[k] - rate[k] * t) for t in (when[i], when[k])]
+        if not ((apart[0] <= slack) & (apart[1] <= slack)).any():
+            kept.append(i)
+    return events.iloc[kept].reset_index(drop=True)
+
+
+@dataclass
+class ScanResult:
+    """A scan's candidates (one row a path, `COLUMNS`) and what it searched."""
+
+    candidates: pd.DataFrame
+    band_mhz: float
+    hits: int
+    seconds: float
+
+    def summary(self) -> str:
+        levels = self.candidates["level"].value_counts()
+        counts = ", ".join(f"level {v}: {int(levels.get(v, 0))}" for v in (1, 2, 3))
+        return (f"searched {self.band_mhz:.4f} MHz in {self.seconds:.1f} s ({self.band_mhz / self.seconds:.3f} MHz/s): "
+                f"{self.hits} ON hits, {len(self.candidates)} events ({counts})")
+
+
+def scan(paths, settings: SearchSettings = SearchSettings(), f_range=None, workers: int | None = 1,
+         chunk: int = CHUNK, progress: bool = True) -> ScanResult:
+    """Search six observation files (ON OFF ON OFF ON OFF) over the band `f_range` (MHz; all of it by default),
+    chunk by chunk in `workers` processes. `settings.preprocess` plays no part: the files are flattened as
+    `flatten` says."""
+    began = time.perf_counter()
+    cadence = Cadence.of(paths)
+    spans = chunks(cadence, settings, f_range, chunk)
+    widths = iter([hi - lo for lo, hi in spans])  # the results come in order
+    with progress_bar(total=sum(hi - lo for lo, hi in spans), desc="channels searched", unit="ch",
+                      unit_scale=True, disable=not progress) as bar:
+        done = parallel_map(partial(search_chunk, cadence=cadence, settings=settings), spans, workers,
+                            each=lambda result: bar.update(next(widths)))
+    events = pd.concat([e for e, _ in done], ignore_index=True) if done else pd.DataFrame(columns=COLUMNS)
+    band = sum(hi - lo for lo, hi in spans) * abs(cadence.geometry.channel_hz) / 1e6
+    return ScanResult(merge_events(events, cadence, settings)[COLUMNS], band, sum(n for _, n in done),
+                      time.perf_counter() - began)
