@@ -17,55 +17,26 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from seti_nb.observation import read_scan
+from seti_nb.scan import matches
 
 SETI_NB = Path(sys.executable).with_name("seti-nb")
-TURBOSETI = """
-import glob, logging, os, sys, warnings
-warnings.simplefilter("ignore")
-from turbo_seti.find_doppler.find_doppler import FindDoppler
-from turbo_seti.find_event.find_event_pipeline import find_event_pipeline
-folder, work = sys.argv[1:]
-files = sorted(glob.glob(os.path.join(folder, "[0-5]_[ABCD].h5")))
-for f in files:
-    FindDoppler(f, max_drift=4, snr=10, out_dir=work, n_coarse_chan=1, log_level_int=logging.WARNING).search()
-dats = [os.path.join(work, os.path.basename(f).replace(".h5", ".dat")) for f in files]
-for name, lines in (("dat.lst", dats), ("h5.lst", files)):
-    open(os.path.join(work, name), "w").write("\\n".join(lines) + "\\n")
-find_event_pipeline(os.path.join(work, "dat.lst"), os.path.join(work, "h5.lst"), filter_threshold=3,
-                    number_in_cadence=6, saving=True, csv_name=os.path.join(work, "events.csv"))
-"""
+TURBOSETI = ("import sys, pandas; from seti_nb.scan import turboseti_candidates; "
+             "turboseti_candidates(sys.argv[1:7], sys.argv[7]).to_csv(sys.argv[8], index=False)")
 
 
 def timed(command: list[str]) -> tuple[float, float]:
     """Wall seconds and peak resident memory (GB) of one child process."""
-    start = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode:
-        sys.exit(f"{command[:3]} failed:\n{child.stderr.read()[-2000:]}")
+    with tempfile.TemporaryFile("w+") as log:
+        start = time.perf_counter()
+        child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, text=True)
+        _, status, usage = os.wait4(child.pid, 0)
+        if os.waitstatus_to_exitcode(status):
+            log.seek(0)
+            sys.exit(f"{command[:3]} failed:\n{log.read()[-2000:]}")
     return time.perf_counter() - start, usage.ru_maxrss / 1e6
-
-
-def found(needles: pd.DataFrame, events: pd.DataFrame) -> np.ndarray:
-    """Which needles an event lies on: within 0.3 Hz/s of the needle's drift and 50 Hz (+ 1 % of the distance
-    drifted) of where the needle's path is at the start of the event's scan."""
-    hit = np.zeros(len(needles), bool)
-    for i, n in enumerate(needles.itertuples()):
-        at = n.frequency_mhz + n.drift_hz_s * events["start_s"] / 1e6
-        slack = 50e-6 + 0.01 * abs(n.drift_hz_s) * events["start_s"] / 1e6
-        hit[i] = ((np.abs(events["frequency_mhz"] - at) <= slack)
-                  & (np.abs(events["drift_hz_s"] - n.drift_hz_s) <= 0.3)).any()
-    return hit
-
-
-def false_events(needles: pd.DataFrame, events: pd.DataFrame) -> int:
-    """Events that lie on no needle."""
-    return sum(not found(needles, events.iloc[[i]]).any() for i in range(len(events)))
 
 
 def main() -> None:
@@ -88,32 +59,25 @@ def main() -> None:
         band_mhz = high - low
         ours_s, ours_gb = timed([str(SETI_NB), "scan", *files, "--out", str(work / "scan.csv"), "--workers", "1"])
         (work / "turboseti").mkdir()
-        theirs_s, theirs_gb = timed([sys.executable, "-c", TURBOSETI, str(folder), str(work / "turboseti")])
+        theirs_s, theirs_gb = timed([sys.executable, "-c", TURBOSETI, *files, str(work / "turboseti"),
+                                     str(work / "turboseti.csv")])
         scan = pd.read_csv(work / "scan.csv")
-        scan = scan[scan.level == 3].assign(start_s=0.0)  # the scan reports each path at the cadence's start
-        events = _turboseti_events(work / "turboseti" / "events.csv", read_scan(files[0]).tstart_mjd)
+        scan = scan[scan.level == 3]
+        events = pd.read_csv(work / "turboseti.csv")
     rows = []
     for name, table, seconds, gb in (("seti-nb scan", scan, ours_s, ours_gb),
                                      ("turboSETI level 3", events, theirs_s, theirs_gb)):
-        hit = found(needles, table)
+        on = matches(needles, table)
+        hit = on.any(axis=1)
         bright = needles.snr >= 25
         rows.append({"search": name, "needles found": f"{hit.sum()}/{len(needles)}",
                      "SNR >= 25": f"{hit[bright].sum()}/{bright.sum()}",
                      "SNR 10-25": f"{hit[~bright].sum()}/{(~bright).sum()}",
-                     "false level-3 events": false_events(needles, table), "seconds": round(seconds, 1),
+                     "false level-3 events": int((~on.any(axis=0)).sum()), "seconds": round(seconds, 1),
                      "MHz/s a core": round(band_mhz / seconds, 3), "peak GB": round(gb, 2)})
     print(f"{folder.name if args.folder else 'a new synthetic observation'}: {band_mhz:.3f} MHz, "
           f"{len(needles)} needles")
     print(pd.DataFrame(rows).to_string(index=False))
-
-
-def _turboseti_events(path: Path, mjd0: float) -> pd.DataFrame:
-    """turboSETI's level-3 events (one row an ON hit), with the start of the hit's scan from the cadence's."""
-    if not path.is_file():
-        return pd.DataFrame(columns=["frequency_mhz", "drift_hz_s", "start_s"])
-    events = pd.read_csv(path)
-    return pd.DataFrame({"frequency_mhz": events["Freq"], "drift_hz_s": events["DriftRate"],
-                         "start_s": (events["MJD"] - mjd0) * 86400.0})
 
 
 if __name__ == "__main__":

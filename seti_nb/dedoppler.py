@@ -9,13 +9,9 @@ instead of n^2; steeper drifts first shear the scan by whole channels per row.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import io
-import logging
 import os
 import tempfile
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,12 +21,13 @@ import pandas as pd
 from scipy.ndimage import maximum_filter1d
 
 from .cache import cache_root, fingerprint, source_stem, tidy, touch
-from .cadence import DF_HZ, DT_S, N_FRAMES, OFF_FRAMES, ON_FRAMES, ROWS, frame_start_s
+from .cadence import DF_HZ, DT_S, OFF_FRAMES, ON_FRAMES, ROWS, frame_start_s
 from .config import SearchSettings
 from .data import map_cadences, side_ids
 from .preprocess import Preprocess
 from .runtime import check_writable
 from .synth import import_setigen
+from .turboseti import quiet, turboseti_events
 
 
 def power_of_two_rows(preprocess: Preprocess) -> int:
@@ -352,45 +349,20 @@ TURBOSETI_PREPROCESS = Preprocess("scan", time_average=17, gain=False)
 def turboseti_scores(cadence: np.ndarray, work: str | None = None, max_drift_hz_s: float = 4.0,
                      snr: float = 10.0) -> dict:
     """turboSETI itself on one cadence, through its real API: the six scans written as HDF5 files with setigen,
-    `FindDoppler(...).search()` on each, then `find_event_pipeline` at filter levels 1-3. A level's score is the
-    highest SNR among the events it keeps (0 when it keeps none). `work` is an empty folder for the files (a
-    temporary one, removed after, by default)."""
+    then `turboseti_events` at filter levels 1-3. A level's score is the highest SNR among the events it keeps (0
+    when it keeps none). `work` is an empty folder for the files (a temporary one, removed after, by default)."""
     if work is None:
         with tempfile.TemporaryDirectory(prefix="turboseti-") as work:
             return turboseti_scores(cadence, work, max_drift_hz_s, snr)
-    import matplotlib  # deferred on purpose, as turboSETI itself (seconds of start-up): only this function uses them
-
-    backend = matplotlib.get_backend()  # turboSETI's modules switch matplotlib to Agg: every later figure of
-    sg = import_setigen()               # a notebook would then be lost; it is switched back below
-    from turbo_seti.find_doppler.find_doppler import FindDoppler
-    from turbo_seti.find_event.find_event_pipeline import find_event_pipeline
-
+    sg = import_setigen()
     prep = TURBOSETI_PREPROCESS
-    scans = prep(cadence)[:, : power_of_two_rows(prep)]
     h5s = []
-    quiet = io.StringIO()
-    with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # turboSETI's own deprecation warnings (numpy, pandas): not ours to fix
-        logging.disable(logging.CRITICAL)
-        try:
-            for i, scan in enumerate(scans):
-                frame = sg.Frame.from_data(DF_HZ, DT_S * prep.time_average, 6e9, True, scan.astype(np.float64) + 10)
-                frame.t_start = 60000 * 86400 + frame_start_s(i)  # turboSETI orders the scans by start time
-                frame.source_name = "target" if i in ON_FRAMES else f"off{i}"
-                h5s.append(os.path.join(work, f"scan{i}.h5"))
-                frame.save_h5(h5s[-1])
-                FindDoppler(h5s[-1], max_drift=max_drift_hz_s, snr=snr, out_dir=work, n_coarse_chan=1,
-                            log_level_int=logging.CRITICAL).search()
-            for name, files in (("h5.lst", h5s), ("dat.lst", [h.replace(".h5", ".dat") for h in h5s])):
-                with open(os.path.join(work, name), "w") as f:
-                    f.write("\n".join(files) + "\n")
-            scores = {}
-            for level in (1, 2, 3):
-                events = find_event_pipeline(os.path.join(work, "dat.lst"), os.path.join(work, "h5.lst"),
-                                             filter_threshold=level, number_in_cadence=N_FRAMES, saving=False)
-                scores[f"level{level}"] = 0.0 if events is None or not len(events) else float(events.SNR.max())
-        finally:
-            logging.disable(logging.NOTSET)
-            if matplotlib.get_backend() != backend:
-                matplotlib.use(backend)
-    return scores
+    for i, scan in enumerate(prep(cadence)[:, : power_of_two_rows(prep)]):
+        frame = sg.Frame.from_data(DF_HZ, DT_S * prep.time_average, 6e9, True, scan.astype(np.float64) + 10)
+        frame.t_start = 60000 * 86400 + frame_start_s(i)  # turboSETI orders the scans by start time
+        frame.source_name = "target" if i in ON_FRAMES else f"off{i}"
+        h5s.append(os.path.join(work, f"scan{i}.h5"))
+        with quiet():
+            frame.save_h5(h5s[-1])
+    events = turboseti_events(h5s, work, max_drift_hz_s, snr, levels=(1, 2, 3))
+    return {f"level{k}": 0.0 if e is None or not len(e) else float(e.SNR.max()) for k, e in events.items()}

@@ -14,6 +14,7 @@ from .cadence import CHANNELS, DT_S, N_FRAMES, ON_FRAMES, ROWS, cadence_rows, fr
 from .data import read_cadence
 from .filters import filter_cadence
 from .metrics import recall_table
+from .scan import Cadence, around
 
 ON_COLOUR, OFF_COLOUR = "tab:red", "tab:blue"
 
@@ -233,6 +234,15 @@ def show_twins(root: str | Path, twins: pd.DataFrame, pair: int, preprocess=None
         plot_cadence(cadence if preprocess is None else preprocess(cadence), fig=sub, path=truth_path(row),
                      title=f"{kind}\n{row.kind}, SNR {row.snr:.0f}, drift {row.drift_hz_s:+.2f} Hz/s")
     return fig
+
+
+def show_candidate(cadence: Cadence, candidate: pd.Series, fig=None):
+    """One candidate of `seti-nb scan` as turboSETI's `plot_event` shows an event: the six scans over the band its
+    path crosses during the cadence, flattened, with the path drawn through all six (beside the signal)."""
+    scans, path = around(cadence, candidate)
+    title = (f"{candidate.frequency_mhz:.6f} MHz, {candidate.drift_hz_s:+.3f} Hz/s\n"
+             f"level {int(candidate.level)}, SNR {candidate.snr:.0f}, OFF on its path {candidate.off_snr:.1f}")
+    return plot_cadence(scans, title=title, fig=fig, path=path)
 
 
 def show_saliency(items: dict, fig=None):

@@ -29,8 +29,9 @@ from .cadence import N_FRAMES, OFF_FRAMES, ON_FRAMES
 from .config import SearchSettings
 from .data import DataError
 from .dedoppler import dedoppler_blocks
-from .observation import Geometry, _waterfall, read_observation
+from .observation import Geometry, _waterfall, read_observation, read_scan
 from .runtime import parallel_map, progress_bar
+from .turboseti import turboseti_events
 
 CHUNK = 65536  # channels searched a chunk (the margins come on top): a plane of 16 rows at 4 Hz/s is then ~0.25 GB
 BLOCK = 256  # channels over which the bandpass is taken as flat
@@ -89,16 +90,16 @@ def chunks(cadence: Cadence, settings: SearchSettings, f_range=None, size: int =
 
 def read_chunk(path: str, geometry: Geometry, lo: int, hi: int, rows: int) -> np.ndarray:
     """File channels [lo, hi) of the first `rows` rows of one scan, read by blimpy, checked whole and finite."""
-    f0 = geometry.fch1_mhz  # blimpy selects by frequency: ask for the edges of exactly these channels
-    step = geometry.channel_hz / 1e6
-    edges = sorted((f0 + (lo - 0.5) * step, f0 + (hi - 0.5) * step))
-    waterfall = _waterfall(Path(path), f_start=edges[0], f_stop=edges[1], t_start=0, t_stop=rows)
-    data = np.asarray(waterfall.data, dtype=np.float32).reshape(rows, -1)
-    if data.shape[1] != hi - lo:
-        data = _waterfall(Path(path), t_start=0, t_stop=rows).data.reshape(rows, -1)[:, lo:hi].astype(np.float32)
+    step = geometry.channel_hz / 1e6  # blimpy selects by frequency: channel c is asked for as fch1 + c step,
+    edges = sorted(geometry.fch1_mhz + c * step for c in (lo, hi))  # which it rounds back to c
+    data = np.asarray(_waterfall(Path(path), f_start=edges[0], f_stop=edges[1], t_start=0, t_stop=rows).data,
+                      dtype=np.float32)
+    if data.shape != (rows, 1, hi - lo):
+        raise DataError(f"{path}: channels {lo}-{hi} read as an array of shape {data.shape}, not ({rows}, 1, "
+                        f"{hi - lo}): a truncated file?")
     if not np.isfinite(data).all():
         raise DataError(f"{path}: channels {lo}-{hi} hold non-finite values (NaN or inf)")
-    return data
+    return data[:, 0]
 
 
 def flatten(x: np.ndarray) -> np.ndarray:
@@ -290,3 +291,45 @@ def scan(paths, settings: SearchSettings = SearchSettings(), f_range=None, worke
     band = sum(hi - lo for lo, hi in spans) * abs(cadence.geometry.channel_hz) / 1e6
     return ScanResult(merge_events(events, cadence, settings)[COLUMNS], band, sum(n for _, n in done),
                       time.perf_counter() - began)
+
+
+def turboseti_candidates(paths, work, max_drift_hz_s: float = 4.0, snr: float = 10.0) -> pd.DataFrame:
+    """turboSETI's own search and level-3 event filter (`turboseti.turboseti_events`) on the same six files, into
+    the folder `work`: one row an ON hit of an event, its frequency (MHz) at the start of its scan, drift, SNR, and
+    when that scan starts (seconds from the first)."""
+    cadence = Cadence.of(paths)
+    Path(work).mkdir(parents=True, exist_ok=True)
+    events = turboseti_events(cadence.paths, work, max_drift_hz_s, snr)[3]
+    if events is None or not len(events):
+        return pd.DataFrame(columns=["frequency_mhz", "drift_hz_s", "snr", "start_s"])
+    mjd0 = read_scan(cadence.paths[0]).tstart_mjd
+    number = {name: events[name].to_numpy(float) for name in ("Freq", "DriftRate", "SNR", "MJD")}  # some are text
+    return pd.DataFrame({"frequency_mhz": number["Freq"], "drift_hz_s": number["DriftRate"], "snr": number["SNR"],
+                         "start_s": (number["MJD"] - mjd0) * 86400.0})
+
+
+def matches(signals: pd.DataFrame, events: pd.DataFrame) -> np.ndarray:
+    """Which event lies on which signal of a truth table (`synthesize_observation`'s), `(signals, events)`: within
+    0.3 Hz/s of the signal's drift, and within 50 Hz (and 1 % of the distance drifted) of where its path is at the
+    event's time (`start_s`, seconds from the cadence's start; 0 where absent, as for the scan's own candidates).
+    A signal no event lies on is missed; an event on no needle is a false candidate."""
+    when = events["start_s"].to_numpy(float) if "start_s" in events else np.zeros(len(events))
+    drift = signals["drift_hz_s"].to_numpy(float)[:, None]
+    at = signals["frequency_mhz"].to_numpy(float)[:, None] + drift * when / 1e6
+    slack = 50e-6 + 0.01 * np.abs(drift) * when / 1e6
+    return ((np.abs(events["frequency_mhz"].to_numpy(float) - at) <= slack)
+            & (np.abs(events["drift_hz_s"].to_numpy(float) - drift) <= 0.3))
+
+
+def around(cadence: Cadence, candidate, margin: int = 64) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The six flattened scans over the channels a candidate's path crosses during the cadence (plus `margin`
+    either side; 256 at least), `(6, rows, channels)`, and the path's channel in that window row by row in each
+    scan (NaN outside it): what turboSETI's `plot_event` draws."""
+    g = cadence.geometry
+    rate = candidate["drift_hz_s"] / g.channel_hz  # file channels a second
+    at = [candidate["channel"] + rate * (start + np.arange(g.rows) * g.row_seconds) for start in cadence.starts_s]
+    lo = int(np.floor(min(p.min() for p in at))) - margin
+    hi = int(np.ceil(max(p.max() for p in at))) + margin + 1
+    lo, hi = max(min(lo, (lo + hi) // 2 - BLOCK // 2), 0), min(max(hi, (lo + hi) // 2 + BLOCK // 2), g.channels)
+    scans = np.stack([flatten(read_chunk(p, g, lo, hi, g.rows)) for p in cadence.paths])
+    return scans, [np.where((p >= lo) & (p < hi), p - lo, np.nan) for p in at]

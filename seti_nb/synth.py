@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import warnings
 from pathlib import Path
 
@@ -50,11 +51,17 @@ TRUTH_COLUMNS = ["id", "side", "target", *SIGNAL_COLUMNS, "on_frames", "backgrou
 
 
 def import_setigen():
-    """setigen, imported without blimpy's warning that pkg_resources is deprecated (not ours to fix). Deferred on
-    purpose: setigen brings blimpy and astropy (seconds of start-up), needed only where frames are drawn."""
+    """setigen, imported without blimpy's warning that pkg_resources is deprecated (not ours to fix), and with
+    matplotlib's backend as it was (setigen's import switches it to Agg: every later figure of a notebook would be
+    lost). Deferred on purpose: setigen brings blimpy and astropy (seconds of start-up), needed only where frames
+    are drawn or observation files read."""
+    matplotlib = sys.modules.get("matplotlib")
+    backend = matplotlib.get_backend() if matplotlib else None
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
         import setigen
+    if backend and matplotlib.get_backend() != backend:
+        matplotlib.use(backend)
     return setigen
 
 

@@ -9,7 +9,7 @@ import ipywidgets as w
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from .plots import filter_view, show_cadence
+from .plots import filter_view, show_cadence, show_candidate
 
 FILTER_SLIDERS = {
     "derivative": ["x", "y", "none"],
@@ -85,3 +85,22 @@ def filter_playground(cadence):
         plt.show()
 
     return w.interactive(view, **controls)
+
+
+def candidate_browser(cadence, candidates: pd.DataFrame):
+    """Choose a candidate of `seti-nb scan`'s table: its six scans, the path drawn through them."""
+    choices = [(f"{i + 1}: {c.frequency_mhz:.6f} MHz, {c.drift_hz_s:+.3f} Hz/s, level {c.level}, SNR {c.snr:.0f}", i)
+               for i, c in enumerate(candidates.itertuples())]
+    pick = w.Dropdown(options=choices, description="candidate", layout=w.Layout(width="32em"))
+    out = w.Output()
+
+    def draw(*_):
+        with out:
+            out.clear_output(wait=True)
+            show_candidate(cadence, candidates.iloc[pick.value])
+            plt.show()
+
+    pick.observe(draw, "value")
+    draw()
+    return w.VBox([pick, out])
+

@@ -18,6 +18,7 @@ from matplotlib_inline.backend_inline import set_matplotlib_formats
 
 from .config import SynthConfig
 from .data import read_labels, read_truth, unfinished_synthesis
+from .observation import synthesize_observation
 from .runtime import new_folder, pick_device, project_dir, runs_dir, seed_everything
 from .synth import VERSION, synthesize
 
@@ -55,6 +56,17 @@ def ensure_data(data_dir: str | os.PathLike = "", config: SynthConfig = DEFAULT_
 def ensure_twins(config: SynthConfig = TWIN_DATA) -> Path:
     """The twin test's set (`TWIN_DATA`), synthesized on first use (about ten seconds on two cores)."""
     return _synthesized(twin_data_dir(), config)
+
+
+def ensure_observation(parent: Path, channels: int = 2**20, seed: int = 1) -> Path:
+    """A synthetic BL observation (`synthesize_observation`: six .h5 files and truth.csv) in the folder `parent`
+    (beside the data set), `observation-<channels>-s<seed>`, written on first use (atomically: an interrupted one
+    leaves nothing)."""
+    path = Path(parent) / f"observation-{channels}-s{seed}"
+    if not path.is_dir():
+        print(f"writing a synthetic observation ({channels} channels, seed {seed}) to {path.name}")
+        synthesize_observation(path, channels, seed)
+    return path
 
 
 def _synthesized(path: Path, config: SynthConfig) -> Path:
@@ -126,14 +138,16 @@ class Workbook:
         return pd.Series(rounded, name=self.name, dtype=object)
 
 
-def setup(name: str, data_dir: str = "", seed: int = 0, device: str = "auto", out_dir: str = "") -> Workbook:
-    """Seed, style, data (the synthetic default made on first use), device and a new output folder.
+def setup(name: str, data_dir: str = "", seed: int = 0, device: str = "auto", out_dir: str = "",
+          kaggle_data: bool = True) -> Workbook:
+    """Seed, style, data (the synthetic default made on first use; not looked at without `kaggle_data`), device and
+    a new output folder.
 
     `out_dir` empty: a new folder `runs/<name>-<time>` in the checkout; else that folder (made if absent).
     """
     seed_everything(seed)
     set_style()
-    data = ensure_data(data_dir)
+    data = ensure_data(data_dir) if kaggle_data else Path(data_dir or default_data_dir())
     if out_dir:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)

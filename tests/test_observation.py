@@ -101,3 +101,14 @@ def test_the_command_writes_a_new_folder_and_never_over_one(tmp_path, capsys):
     assert main(["synth-observation", str(out), "--channels", "2048"]) == 2
     assert "exists; choose a new folder" in capsys.readouterr().err
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+
+
+def test_reading_an_observation_leaves_the_notebooks_figures_alone(observation):
+    """setigen's import (which blimpy's reader needs) switches matplotlib to Agg: 07's figures were lost."""
+    import subprocess
+    import sys
+
+    code = ("import matplotlib; matplotlib.use('svg'); from seti_nb.observation import read_scan; "
+            f"read_scan({str(observation_files(observation)[0])!r}); print(matplotlib.get_backend())")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.stdout.strip().splitlines()[-1] == "svg", result.stdout[-500:] + result.stderr[-2000:]

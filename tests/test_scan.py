@@ -115,3 +115,17 @@ def test_an_interrupted_scan_leaves_no_output(observation, tmp_path, monkeypatch
     assert main(["scan", *map(str, observation_files(observation)), "--out", str(out), "--workers", "1"]) == 130
     assert "interrupted" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_chunks_read_through_blimpy_are_exactly_the_files_channels(observation):
+    """blimpy selects by frequency and rounds back to channels: half a channel off, and a chunk at the band's edge
+    came back one channel short."""
+    import h5py
+
+    cadence = Cadence.of(observation_files(observation))
+    n = cadence.geometry.channels
+    for lo, hi in [(0, 1000), (n - 1000, n), (12_345, 12_346)]:
+        with h5py.File(cadence.paths[2]) as f:
+            expected = f["data"][:16, 0, lo:hi]
+        np.testing.assert_array_equal(scan_module.read_chunk(cadence.paths[2], cadence.geometry, lo, hi, 16),
+                                      expected)
