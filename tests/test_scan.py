@@ -129,3 +129,15 @@ def test_chunks_read_through_blimpy_are_exactly_the_files_channels(observation):
             expected = f["data"][:16, 0, lo:hi]
         np.testing.assert_array_equal(scan_module.read_chunk(cadence.paths[2], cadence.geometry, lo, hi, 16),
                                       expected)
+
+
+def test_filterbank_files_give_the_same_table_as_hdf5(observation, result, tmp_path):
+    """BL's open data come as .fil as often as .h5: the same scans written by blimpy as filterbank files."""
+    from seti_nb.observation import _quiet, _waterfall
+
+    fils = []
+    for path in observation_files(observation):
+        fils.append(tmp_path / f"{path.stem}.fil")
+        with _quiet():
+            _waterfall(path).write_to_fil(str(fils[-1]))
+    pd.testing.assert_frame_equal(scan(fils, progress=False, workers=1).candidates, result.candidates)
