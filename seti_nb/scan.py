@@ -4,14 +4,14 @@ whatever the files' size.
 
 Each chunk (with a margin of the farthest a path can move over the cadence on either side) is read from the six
 files with blimpy, flattened (each scan divided by its bandpass, the median over time smoothed over 256-channel
-blocks, and put in units of its noise), de-Dopplered scan by scan at the files' own resolution (`dedoppler_plane`),
-and reduced to a few profiles a scan: the strongest path starting and ending at every channel. Hits are the ON
-scans' strongest paths (one a stretch of band a path covers, as turboSETI's `tophitsearch`); each is followed in
-cadence time into the five other scans, where its SNR is read within `veto_channels` plus `path_slack` times the
-channels extrapolated of where the path has moved by then. Level 1: an ON hit. Level 2: and no OFF scan holds
-anything above `veto_threshold` on the path (nor at the hit's own channels: interference restarting in every
-scan). Level 3: and the path is above `threshold` in all three ON scans. One row an event: the hits of one path in
-several ON scans are one event.
+blocks, and put in units of its noise), de-Dopplered scan by scan at the files' own resolution with Doppler smearing
+summed (`dedoppler_blocks`), and reduced as it is made to a few profiles a scan: the strongest path starting and
+ending at every channel. Hits are the ON scans' strongest paths (one a stretch of band a path covers, as
+turboSETI's `tophitsearch`); each is followed in cadence time into the five other scans, where its SNR is read
+within `veto_channels` plus `path_slack` times the channels extrapolated of where the path has moved by then.
+Level 1: an ON hit. Level 2: and no OFF scan holds a signal on the path above `veto_bar` (nor above
+`veto_threshold` at the hit's own channels: interference restarting in every scan). Level 3: and the path is above
+`threshold` in all three ON scans. One row a path: the hits of one path in several ON scans are one event.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from .observation import Geometry, _waterfall, read_observation, read_scan
 from .runtime import parallel_map, progress_bar
 from .turboseti import turboseti_events
 
-CHUNK = 65536  # channels searched a chunk (the margins come on top): a plane of 16 rows at 4 Hz/s is then ~0.25 GB
+CHUNK = 65536  # channels searched a chunk (margins on top); a worker holds one chunk: about 0.5 GB at its peak
 BLOCK = 256  # channels over which the bandpass is taken as flat
 COLUMNS = ["frequency_mhz", "drift_hz_s", "level", "snr", "snr_on1", "snr_on2", "snr_on3", "off_snr", "channel",
            "found_in"]
