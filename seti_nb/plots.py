@@ -14,7 +14,6 @@ from .cadence import CHANNELS, DT_S, N_FRAMES, ON_FRAMES, ROWS, cadence_rows, fr
 from .data import read_cadence
 from .filters import filter_cadence
 from .metrics import recall_table
-from .scan import Cadence, around
 
 ON_COLOUR, OFF_COLOUR = "tab:red", "tab:blue"
 
@@ -236,9 +235,12 @@ def show_twins(root: str | Path, twins: pd.DataFrame, pair: int, preprocess=None
     return fig
 
 
-def show_candidate(cadence: Cadence, candidate: pd.Series, fig=None):
-    """One candidate of `seti-nb scan` as turboSETI's `plot_event` shows an event: the six scans over the band its
-    path crosses during the cadence, flattened, with the path drawn through all six (beside the signal)."""
+def show_candidate(cadence, candidate: pd.Series, fig=None):
+    """One candidate of `seti-nb scan` (of the observation `cadence`, a `scan.Cadence`) as turboSETI's
+    `plot_event` shows an event: the six scans over the band its path crosses during the cadence, flattened, with
+    the path drawn through all six (beside the signal)."""
+    from .scan import around  # deferred on purpose: the observation search (blimpy, numba) only where it is drawn
+
     scans, path = around(cadence, candidate)
     title = (f"{candidate.frequency_mhz:.6f} MHz, {candidate.drift_hz_s:+.3f} Hz/s\n"
              f"level {int(candidate.level)}, SNR {candidate.snr:.0f}, OFF on its path {candidate.off_snr:.1f}")

@@ -103,4 +103,3 @@ def candidate_browser(cadence, candidates: pd.DataFrame):
     pick.observe(draw, "value")
     draw()
     return w.VBox([pick, out])
-
