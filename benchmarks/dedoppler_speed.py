@@ -29,7 +29,7 @@ def main():
     root = ensure_data(args.data)
     cadences = [load_cadence(cadence_path(root, i)) for i in read_labels(root).id[: args.n]]
     search = Search()
-    print(f"{search.rows} rows x {search.preprocess.frame_shape[1]} channels per scan, "
+    print(f"{search.rows} rows x {search.preprocess.shape()[1]} channels per scan, "
           f"{len(search.drift_rates())} drift rates up to +-{search.max_drift_hz_s} Hz/s")
     start = time.perf_counter()
     search.score(cadences[0])  # the tree's compiled level: compiled once, then read from numba's cache

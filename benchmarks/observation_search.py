@@ -55,7 +55,7 @@ def main() -> None:
         files = sorted(glob.glob(str(folder / "[0-5]_[ABCD].h5")))
         truth = pd.read_csv(folder / "truth.csv")
         needles = truth[truth.kind == "needle"].reset_index(drop=True)
-        low, high = read_scan(files[0]).geometry.band_mhz
+        low, high = read_scan(files[0]).grid.band_mhz
         band_mhz = high - low
         ours_s, ours_gb = timed([str(SETI_NB), "scan", *files, "--out", str(work / "scan.csv"), "--workers", "1"])
         (work / "turboseti").mkdir()

@@ -82,7 +82,7 @@ def main():
     from_cache = loading_rate(cached, args.batches)
     print(f"loading: naive {naive:.0f} cadences/s | streamed from the files {streamed:.0f} cadences/s | "
           f"from the cache {from_cache:.0f} cadences/s")
-    frame = np.zeros((6, *prep.frame_shape), np.float32)
+    frame = np.zeros((6, *prep.shape()), np.float32)
     for name, layout in (("cadence-cnn", "frames"), ("small-cnn", "frames"), ("small-cnn", "all_stack"),
                          ("timm:tf_efficientnet_lite0", "contrast"), ("efficientnet-b0", "on_stack")):
         shape = to_layout(frame, layout).shape

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .cadence import N_FRAMES
-from .data import DataError, cadence_path, check_files, read_cadence, side_ids
+from .data import DataError, cadence_path, check_files, folder_geometry, read_cadence, side_ids
 from .preprocess import Preprocess
 from .runtime import check_free_space, progress_bar, project_dir
 
@@ -117,7 +117,7 @@ def cached_frames(root: str | Path, side: str, preprocess: Preprocess, workers: 
     stem = source_stem(root, side, preprocess)
     folder = cache_root() / f"{stem}-{key}"
     tidy(stem, key)
-    shape = (len(ids), N_FRAMES, *preprocess.frame_shape)
+    shape = (len(ids), N_FRAMES, *preprocess.shape(folder_geometry(root)))
     if not (folder / "frames.npy").is_file():
         _build(folder, root, side, ids, preprocess, shape, workers, progress)
     open_frames(folder / "frames.npy", shape)

@@ -7,19 +7,90 @@ other module takes these facts from here.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 import numpy as np
 
 ORDER = "ABACAD"
 N_FRAMES = len(ORDER)
 ON_FRAMES = tuple(i for i, name in enumerate(ORDER) if name == "A")  # (0, 2, 4): pointing at the target
 OFF_FRAMES = tuple(i for i, name in enumerate(ORDER) if name != "A")  # (1, 3, 5)
-FRAME_SHAPE = (273, 256)  # time rows x frequency channels of one scan in the Kaggle files
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """The grid of a cadence's six scans: `rows` of `row_seconds` by `channels` of `channel_hz`, `slew_seconds`
+    between one scan's end and the next one's start. Kaggle's snippets (the default): 273 rows of 1.1 s by 256
+    channels of 2.79 Hz. Breakthrough Listen's high-resolution files: 16 rows of 18.25 s at the same channel width
+    (`seti-nb synth --like FILE` makes training cadences at a file's geometry; a checkpoint scores only the
+    geometry it was trained at)."""
+
+    rows: int = 273
+    channels: int = 256
+    row_seconds: float = 1.1
+    channel_hz: float = 2.7939677238464355
+    slew_seconds: float = 15.0
+
+    def __post_init__(self):
+        if not (isinstance(self.rows, int) and isinstance(self.channels, int) and self.rows >= 2
+                and self.channels >= 16):
+            raise ValueError(f"a cadence geometry needs at least 2 rows and 16 channels, got {self.rows!r} x "
+                             f"{self.channels!r}")
+        numbers = (self.row_seconds, self.channel_hz, self.slew_seconds)
+        if not all(isinstance(v, (int, float)) and np.isfinite(v) for v in numbers) or min(numbers[:2]) <= 0 \
+                or self.slew_seconds < 0:
+            raise ValueError(f"a cadence geometry needs positive row and channel widths and a slew of 0 s or more, "
+                             f"got {self.row_seconds!r} s, {self.channel_hz!r} Hz, {self.slew_seconds!r} s")
+
+    @property
+    def frame_shape(self) -> tuple[int, int]:
+        return self.rows, self.channels
+
+    @property
+    def cadence_shape(self) -> tuple[int, int, int]:
+        return N_FRAMES, self.rows, self.channels
+
+    @property
+    def scan_seconds(self) -> float:
+        return self.rows * self.row_seconds
+
+    def frame_start_s(self, frame: int) -> float:
+        """Start time of scan `frame` (0-5) from the start of the cadence, in seconds."""
+        return frame * (self.scan_seconds + self.slew_seconds)
+
+    def cadence_rows(self, frame: int) -> np.ndarray:
+        """Time of each row of scan `frame`, in rows (units of `row_seconds`) from the start of the cadence."""
+        return self.frame_start_s(frame) / self.row_seconds + np.arange(self.rows)
+
+    def same_grid(self, other: Geometry) -> bool:
+        """The same rows and channels, row time and channel width within 1 % (the slews may differ)."""
+        return (self.frame_shape == other.frame_shape and np.isclose(self.row_seconds, other.row_seconds, rtol=0.01)
+                and np.isclose(self.channel_hz, other.channel_hz, rtol=0.01))
+
+    def describe(self) -> str:
+        return f"{self.rows} rows of {self.row_seconds:.4g} s x {self.channels} channels of {self.channel_hz:.4g} Hz"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, settings, source: str = "geometry") -> Geometry:
+        """A geometry from its dict (a data folder's geometry.json, a checkpoint's meta), checked: a ValueError
+        naming `source` otherwise."""
+        try:
+            return cls(**settings)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{source}: not a cadence geometry ({e})") from None
+
+
+KAGGLE = Geometry()
+FRAME_SHAPE = KAGGLE.frame_shape  # time rows x frequency channels of one scan in the Kaggle files
 ROWS, CHANNELS = FRAME_SHAPE
-CADENCE_SHAPE = (N_FRAMES, *FRAME_SHAPE)
-DF_HZ = 2.7939677238464355  # channel width of Breakthrough Listen's high-resolution product
-DT_S = 1.1  # row length: 273 rows make one 5-minute scan
-SLEW_S = 15.0  # telescope move between scans
-SCAN_S = ROWS * DT_S
+CADENCE_SHAPE = KAGGLE.cadence_shape
+DF_HZ = KAGGLE.channel_hz  # channel width of Breakthrough Listen's high-resolution product
+DT_S = KAGGLE.row_seconds  # row length: 273 rows make one 5-minute scan
+SLEW_S = KAGGLE.slew_seconds  # telescope move between scans
+SCAN_S = KAGGLE.scan_seconds
 
 
 def frame_label(i: int) -> str:
@@ -27,14 +98,14 @@ def frame_label(i: int) -> str:
     return f"{'ON' if i in ON_FRAMES else 'OFF'} ({ORDER[i]})"
 
 
-def frame_start_s(frame: int) -> float:
+def frame_start_s(frame: int, geometry: Geometry = KAGGLE) -> float:
     """Start time of scan `frame` (0-5) from the start of the cadence, in seconds."""
-    return frame * (SCAN_S + SLEW_S)
+    return geometry.frame_start_s(frame)
 
 
-def cadence_rows(frame: int) -> np.ndarray:
-    """Time of each row of scan `frame`, in rows (units of DT_S) from the start of the cadence."""
-    return frame_start_s(frame) / DT_S + np.arange(ROWS)
+def cadence_rows(frame: int, geometry: Geometry = KAGGLE) -> np.ndarray:
+    """Time of each row of scan `frame`, in rows (units of the row time) from the start of the cadence."""
+    return geometry.cadence_rows(frame)
 
 
 def signal_channels(params, rows: np.ndarray) -> np.ndarray:

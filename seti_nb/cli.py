@@ -9,12 +9,13 @@ a command are built only when that command is named, so `seti-nb --help` and a w
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
 import time
 from pathlib import Path
 
+from .cadence import KAGGLE
+from .cli_observation import scan, scan_options, synth_observation, synth_observation_options
 from .config import (
     DEVICES,
     LAYOUTS,
@@ -28,55 +29,29 @@ from .config import (
     SearchSettings,
     SynthConfig,
     TrainConfig,
+    count,
+    share,
 )
 from .preprocess import BANDPASS
-
-
-def _count(text: str) -> int:
-    """A whole number of at least 1 (epochs, batch size, cadences, averaging factors)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _share(text: str) -> float:
-    """A fraction from 0 to 1."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
-    return value
-
 
 # ---- the commands -------------------------------------------------------------------------------------
 
 def _synth(args) -> int:
     from .synth import synthesize
 
+    geometry = KAGGLE
+    if args.like is not None:
+        from .observation import read_scan
+
+        geometry = read_scan(args.like).grid.cadence_geometry()
     config = SynthConfig(n=args.n, seed=args.seed, positive_fraction=args.positive_fraction,
-                         test_fraction=args.test_fraction, twins=args.twins)
+                         test_fraction=args.test_fraction, twins=args.twins, geometry=geometry)
     start = time.perf_counter()
     out = synthesize(args.out, config, workers=args.workers)
     seconds = time.perf_counter() - start
     total = config.n + round(config.n * config.test_fraction)
-    print(f"wrote {total} cadences to {out} in {seconds:.1f} s ({total / seconds:.1f} cadences/s)")
-    return 0
-
-
-def _synth_observation(args) -> int:
-    from .observation import synthesize_observation
-
-    start = time.perf_counter()
-    out = synthesize_observation(args.out, args.channels, args.seed, args.needles, args.interference,
-                                 args.stationary)
-    print(f"wrote six scans of {args.channels} channels and truth.csv to {out} in "
-          f"{time.perf_counter() - start:.1f} s")
+    print(f"wrote {total} cadences of {geometry.describe()} to {out} in {seconds:.1f} s "
+          f"({total / seconds:.1f} cadences/s)")
     return 0
 
 
@@ -127,7 +102,7 @@ def _train(args) -> int:
     name = f"train-{args.model.replace(':', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
     out = distributed.share(new_folder(parent, name) if rank == 0 else None)
     try:
-        result = train_and_evaluate(data, run, out)
+        train_and_evaluate(data, run, out)
     except BaseException:
         if rank == 0 and not any(out.iterdir()):  # a run that wrote nothing leaves no folder
             out.rmdir()
@@ -137,7 +112,7 @@ def _train(args) -> int:
     finally:
         distributed.finish()
     if rank == 0:
-        print(json.dumps({**run.describe(), **result.row()}, indent=1))
+        print((out / "metrics.json").read_text().rstrip())
         print(f"best.pt, history.csv, metrics.json, test_scores.csv: {out}")
     return 0
 
@@ -177,47 +152,24 @@ def _dedoppler(args) -> int:
     return 0
 
 
-def _scan(args) -> int:
-    settings = SearchSettings(max_drift_hz_s=args.max_drift, threshold=args.threshold)  # refused before loading
-    from .runtime import check_new_file, write_new_csv
-    from .scan import scan
-
-    check_new_file(args.out)
-    f_range = None if args.f_start is None and args.f_stop is None else (args.f_start, args.f_stop)
-    if f_range is not None and None in f_range:
-        raise ValueError("give both --f-start and --f-stop, or neither (the whole band)")
-    result = scan(args.files, settings, f_range, args.workers)
-    write_new_csv(result.candidates, args.out)
-    print(f"{result.summary()} -> {args.out}")
-    return 0
-
-
 # ---- their options ------------------------------------------------------------------------------------
 
 def _synth_options(p) -> None:
     default = SynthConfig()
     p.add_argument("out", type=Path, help="new (or empty) output folder")
-    p.add_argument("--n", type=_count, default=default.n, help="training cadences (default %(default)s)")
+    p.add_argument("--n", type=count, default=default.n, help="training cadences (default %(default)s)")
     p.add_argument("--seed", type=int, default=default.seed)
-    p.add_argument("--positive-fraction", type=_share, default=default.positive_fraction,
+    p.add_argument("--positive-fraction", type=share, default=default.positive_fraction,
                    help="share of needles (default %(default)s)")
-    p.add_argument("--test-fraction", type=_share, default=default.test_fraction,
+    p.add_argument("--test-fraction", type=share, default=default.test_fraction,
                    help="unlabelled test cadences, as a share of --n (default %(default)s)")
     p.add_argument("--twins", action="store_true",
                    help="the twin test's set instead: --n cadences in pairs, each a needle and the same signal "
                         "continued through the OFF scans (interference), no test side")
-    p.add_argument("--workers", type=_count, default=None, help="processes (default: one per core)")
-
-
-def _synth_observation_options(p) -> None:
-    p.add_argument("out", type=Path, help="new output folder")
-    p.add_argument("--channels", type=_count, default=2**20,
-                   help="channels of 2.79 Hz (default %(default)s: one coarse channel, 2.9 MHz)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--needles", type=int, default=20, help="signals in the ON scans only (default %(default)s)")
-    p.add_argument("--interference", type=int, default=20,
-                   help="signals continuous through all six scans (default %(default)s)")
-    p.add_argument("--stationary", type=int, default=10, help="lines that do not drift (default %(default)s)")
+    p.add_argument("--like", type=Path, default=None, metavar="FILE",
+                   help="cadences at an observation file's geometry (its rows, row time and channel width; 256 "
+                        "channels), to train a model `seti-nb scan --checkpoint` can use on such files")
+    p.add_argument("--workers", type=count, default=None, help="processes (default: one per core)")
 
 
 def _check_options(p) -> None:
@@ -242,7 +194,7 @@ def _train_options(p) -> None:
     p.add_argument("--pretrained", action="store_true", help="start from ImageNet weights (local files only)")
     p.add_argument("--layout", choices=list(LAYOUTS), default=run.layout,
                    help="; ".join(f"{k}: {v}" for k, v in LAYOUTS.items()).replace("%", "%%"))
-    p.add_argument("--size", type=_count, nargs=2, metavar=("HEIGHT", "WIDTH"), default=None,
+    p.add_argument("--size", type=count, nargs=2, metavar=("HEIGHT", "WIDTH"), default=None,
                    help="resize the layout's image to HEIGHT x WIDTH on the device (the Kaggle solutions: "
                         "--layout all_stack --time-average 1 --channel-average 1 --size 512 512)")
     p.add_argument("--pool", choices=POOLS, default=run.pool,
@@ -254,9 +206,9 @@ def _train_options(p) -> None:
                         "(default %(default)s)")
     p.add_argument("--gain", action=argparse.BooleanOptionalAction, default=prep.gain,
                    help="remove each row's median over channels: gain drifts, broadband bursts")
-    p.add_argument("--time-average", type=_count, default=prep.time_average,
+    p.add_argument("--time-average", type=count, default=prep.time_average,
                    help="rows averaged into one (1: full resolution; default %(default)s)")
-    p.add_argument("--channel-average", type=_count, default=prep.channel_average,
+    p.add_argument("--channel-average", type=count, default=prep.channel_average,
                    help="channels averaged into one (1: all 256; default %(default)s)")
     p.add_argument("--clip", type=float, default=prep.clip, help="clip at this many noise sigmas (0: off; "
                                                                   "default %(default)s)")
@@ -265,17 +217,17 @@ def _train_options(p) -> None:
 
 def _optimisation_options(p) -> None:
     run, config = Run(), Run().config
-    p.add_argument("--epochs", type=_count, default=config.epochs)
-    p.add_argument("--batch-size", type=_count, default=config.batch_size)
+    p.add_argument("--epochs", type=count, default=config.epochs)
+    p.add_argument("--batch-size", type=count, default=config.batch_size)
     p.add_argument("--lr", type=float, default=config.lr)
     p.add_argument("--sampler", choices=SAMPLERS, default=config.sampler)
     p.add_argument("--loss", choices=LOSSES, default=config.loss)
     p.add_argument("--scheduler", choices=SCHEDULERS, default=config.scheduler)
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=run.augment,
                    help="frequency flip and shift on training data")
-    p.add_argument("--interference", type=_share, default=run.interference,
+    p.add_argument("--interference", type=share, default=run.interference,
                    help="with --augment: the chance of adding a partial-band burst and wide emission to a scan")
-    p.add_argument("--inject", type=_share, default=run.inject,
+    p.add_argument("--inject", type=share, default=run.inject,
                    help="with --augment: the chance of injecting a signal, a needle in the ON scans only or the same "
                         "kind continued through the OFF scans (interference), which only the OFF scans tell apart "
                         "(default %(default)s)")
@@ -289,7 +241,7 @@ def _optimisation_options(p) -> None:
     p.add_argument("--precision", choices=PRECISIONS, default=config.precision,
                    help="auto: mixed precision where it is faster (CUDA; a CPU with AMX); fp32: none")
     p.add_argument("--workers", type=int, default=config.num_workers, help="DataLoader worker processes")
-    p.add_argument("--nproc", type=_count, default=1,
+    p.add_argument("--nproc", type=count, default=1,
                    help="training processes on this machine, one per GPU (or CPU processes, gloo backend): "
                         "DistributedDataParallel through torchrun; --batch-size stays the global batch "
                         "(default %(default)s)")
@@ -314,20 +266,7 @@ def _dedoppler_options(p) -> None:
                    help="largest drift rate searched, Hz/s (default %(default)s)")
     p.add_argument("--threshold", type=float, default=default.threshold,
                    help="hit SNR; OFF signals above it veto (default %(default)s)")
-    p.add_argument("--workers", type=_count, default=None, help="processes (default: one per core)")
-
-
-def _scan_options(p) -> None:
-    default = SearchSettings()
-    p.add_argument("files", type=Path, nargs="+", metavar="FILE",
-                   help="the six .h5 or .fil files of a cadence in time order: ON1 OFF1 ON2 OFF2 ON3 OFF3")
-    p.add_argument("--out", type=Path, required=True, help="a new CSV file: one row a candidate path")
-    p.add_argument("--f-start", type=float, default=None, help="lowest frequency searched, MHz (default: the band's)")
-    p.add_argument("--f-stop", type=float, default=None, help="highest frequency searched, MHz (default: the band's)")
-    p.add_argument("--max-drift", type=float, default=default.max_drift_hz_s,
-                   help="largest drift rate searched, Hz/s (default %(default)s)")
-    p.add_argument("--threshold", type=float, default=default.threshold, help="hit SNR (default %(default)s)")
-    p.add_argument("--workers", type=_count, default=None, help="processes (default: one per core, at most 8)")
+    p.add_argument("--workers", type=count, default=None, help="processes (default: one per core)")
 
 
 def _predict_options(p) -> None:
@@ -341,7 +280,7 @@ def _predict_options(p) -> None:
 COMMANDS = {  # name: (what it does, its options, the command)
     "synth": ("write a synthetic data set in the Kaggle layout", _synth_options, _synth),
     "synth-observation": ("write a synthetic BL observation: the six .h5 files of a cadence and truth.csv",
-                          _synth_observation_options, _synth_observation),
+                          synth_observation_options, synth_observation),
     "check": ("validate a Kaggle-layout data folder", _check_options, _check),
     "run": ("execute the notebooks in order with papermill into a new run folder", _run_options, _run),
     "train": ("train on the 70 %% split, evaluate on the 30 %% test split", _train_options, _train),
@@ -349,7 +288,7 @@ COMMANDS = {  # name: (what it does, its options, the command)
                   _dedoppler),
     "predict": ("score a Kaggle-layout folder; writes id,target like a submission", _predict_options, _predict),
     "scan": ("search six observation files (a cadence) over their band: de-Doppler hits and the ON/OFF event filter",
-             _scan_options, _scan),
+             scan_options, scan),
 }
 
 

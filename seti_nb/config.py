@@ -6,9 +6,11 @@ Light to import (no torch, no pandas): the command line builds its options and d
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 from dataclasses import dataclass, field
 
+from .cadence import KAGGLE, Geometry
 from .preprocess import Preprocess
 from .runtime import check_choice, check_number, check_whole
 
@@ -37,7 +39,8 @@ class SynthConfig:
 
     With `twins`, the set of the twin test instead: `n` labelled cadences in `n / 2` pairs, each a needle and its
     interference twin made from one draw (the same signal continued through the OFF scans), no test side (the two
-    fractions are then fixed at 0.5 and 0).
+    fractions are then fixed at 0.5 and 0). `geometry`: the cadences' grid (Kaggle's by default; an observation
+    file's with `seti-nb synth --like FILE`).
     """
 
     n: int = 2000
@@ -46,6 +49,7 @@ class SynthConfig:
     test_fraction: float = 0.05
     snr_range: tuple[float, float] = (4.0, 80.0)
     twins: bool = False
+    geometry: Geometry = KAGGLE
 
     def __post_init__(self):
         if self.twins:
@@ -195,10 +199,11 @@ class Run:
                 "in_channels": self.in_channels, "pretrained": self.pretrained, "size": self.size, "pool": self.pool,
                 "tta": self.tta, **extra}
 
-    def describe(self) -> dict:
-        p = self.preprocess
+    def describe(self, geometry: Geometry = KAGGLE) -> dict:
+        """The run's settings in a line each, its input as it is for cadences of `geometry`."""
+        p, (rows, channels) = self.preprocess, self.preprocess.shape(geometry)
         return {"model": self.model, "layout": self.layout, "pretrained": self.pretrained,
-                "input": f"{p.frame_shape[0]}x{p.frame_shape[1]} per scan, bandpass {p.bandpass}"
+                "input": f"{rows}x{channels} per scan, bandpass {p.bandpass}"
                          + (f", resized to {self.size[0]}x{self.size[1]}" if self.size else ""),
                 "pool": self.pool, "tta": self.tta, "pseudo": self.pseudo,
                 "pseudo_confidence": self.pseudo_confidence if self.pseudo else None,
@@ -206,3 +211,27 @@ class Run:
                 "inject": self.inject if self.augment else 0.0,
                 "sampler": self.config.sampler, "loss": self.config.loss,
                 "scheduler": self.config.scheduler, "processes": self.config.processes}
+
+
+# ---- the command line's number types ------------------------------------------------------------------
+
+def count(text: str) -> int:
+    """A whole number of at least 1 (epochs, batch size, cadences, averaging factors)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def share(text: str) -> float:
+    """A fraction from 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
+    return value

@@ -13,12 +13,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .cadence import CADENCE_SHAPE
+from .cadence import CADENCE_SHAPE, KAGGLE, Geometry
 from .runtime import parallel_map, progress_bar
 
 DTYPES = (np.float16, np.float32)  # Kaggle ships float16; float32 copies are accepted
 ID_PATTERN = re.compile(r"^[0-9a-f]{15}$")
 UNFINISHED = ".synth-unfinished.json"  # present while a synthesis is under way (or was interrupted)
+GEOMETRY = "geometry.json"  # a folder's cadence geometry, where it is not Kaggle's
 
 
 class DataError(ValueError):
@@ -30,6 +31,23 @@ def cadence_path(root: str | Path, cadence_id: str, side: str = "train") -> Path
     return Path(root) / side / cadence_id[0] / f"{cadence_id}.npy"
 
 
+def folder_geometry(root: str | Path) -> Geometry:
+    """A folder's cadence geometry: its geometry.json (`seti-nb synth --like`, `scan --snippets`), else Kaggle's."""
+    path = Path(root) / GEOMETRY
+    if not path.is_file():
+        return KAGGLE
+    try:
+        return Geometry.from_dict(json.loads(path.read_text()), str(path))
+    except ValueError as e:  # JSONDecodeError is one
+        raise DataError(f"{path}: not JSON ({e})" if isinstance(e, json.JSONDecodeError) else str(e)) from None
+
+
+def write_geometry(root: str | Path, geometry: Geometry) -> None:
+    """Record a folder's geometry (nothing for Kaggle's, so a Kaggle-layout folder stays as Kaggle's are)."""
+    if geometry != KAGGLE:
+        (Path(root) / GEOMETRY).write_text(json.dumps(geometry.to_dict(), indent=1) + "\n")
+
+
 def _header(path: Path) -> tuple[tuple, np.dtype, int]:
     """Shape, dtype and data offset of a .npy file, read without loading the array or any pickle."""
     with open(path, "rb") as f:
@@ -39,8 +57,8 @@ def _header(path: Path) -> tuple[tuple, np.dtype, int]:
         return shape, dtype, f.tell()
 
 
-def inspect_cadence(path: str | Path, full: bool = True) -> str | None:
-    """What is wrong with one cadence file, or None when it is a usable cadence.
+def inspect_cadence(path: str | Path, full: bool = True, shape: tuple = CADENCE_SHAPE) -> str | None:
+    """What is wrong with one cadence file, or None when it is a usable cadence of `shape`.
 
     Checks existence, the .npy header, shape, dtype, truncation and (with `full`) NaN or inf values.
     """
@@ -54,16 +72,16 @@ def inspect_cadence(path: str | Path, full: bool = True) -> str | None:
     if not path.is_file():
         return "not a regular file"
     try:
-        shape, dtype, offset = _header(path)
+        found, dtype, offset = _header(path)
     except Exception as e:  # not a .npy file, or a damaged header
         return f"not a readable .npy file ({e})"
     if dtype.hasobject:
         return "holds Python objects (pickled data), refused"
-    if tuple(shape) != CADENCE_SHAPE:
-        return f"shape {tuple(shape)}, expected {CADENCE_SHAPE}"
+    if tuple(found) != tuple(shape):
+        return f"shape {tuple(found)}, expected {tuple(shape)}"
     if dtype not in DTYPES:
         return f"dtype {dtype}, expected float16 (or float32)"
-    expected = offset + int(np.prod(shape)) * dtype.itemsize
+    expected = offset + int(np.prod(found)) * dtype.itemsize
     size = path.stat().st_size
     if size < expected:
         return f"truncated: {size} bytes, expected {expected}"
@@ -78,12 +96,11 @@ def inspect_cadence(path: str | Path, full: bool = True) -> str | None:
     return None
 
 
-def load_cadence(path: str | Path, frames=None) -> np.ndarray:
-    """One cadence as float32 `(len(frames), 273, 256)`; raises DataError naming the file and the fault.
-
-    The file is memory-mapped, so only the asked-for frames are read from disk.
+def load_cadence(path: str | Path, frames=None, shape: tuple = CADENCE_SHAPE) -> np.ndarray:
+    """One cadence of `shape` as float32 `(len(frames), rows, channels)`; raises DataError naming the file and the
+    fault. The file is memory-mapped, so only the asked-for frames are read from disk.
     """
-    problem = inspect_cadence(path, full=False)
+    problem = inspect_cadence(path, full=False, shape=shape)
     if problem:
         raise DataError(f"{path}: {problem}")
     data = np.load(path, mmap_mode="r", allow_pickle=False)
@@ -94,15 +111,16 @@ def load_cadence(path: str | Path, frames=None) -> np.ndarray:
 
 
 def read_cadence(root: str | Path, cadence_id: str, side: str = "train", frames=None) -> np.ndarray:
-    """Cadence `cadence_id` of `root`'s `side`, float32 (see `load_cadence`)."""
-    return load_cadence(cadence_path(root, cadence_id, side), frames)
+    """Cadence `cadence_id` of `root`'s `side`, float32, of the folder's geometry (see `load_cadence`)."""
+    return load_cadence(cadence_path(root, cadence_id, side), frames, folder_geometry(root).cadence_shape)
 
 
 def check_files(root: str | Path, ids, side: str = "train") -> None:
     """The fast header check of every file a run will read (existence, shape, dtype, size), before the run:
     a bad file is named now, not after an hour of training. Raises DataError listing the faults."""
+    shape = folder_geometry(root).cadence_shape
     faults = [(path, fault) for path in (cadence_path(root, i, side) for i in ids)
-              if (fault := inspect_cadence(path, full=False))]
+              if (fault := inspect_cadence(path, full=False, shape=shape))]
     if faults:
         shown = "; ".join(f"{path}: {fault}" for path, fault in faults[:3])
         more = f" (and {len(faults) - 3} more; `seti-nb check {root}` lists them all)" if len(faults) > 3 else ""
@@ -317,11 +335,16 @@ def check_dataset(root: str | Path, progress: bool = True) -> CheckReport:
     if unfinished:  # its files are incomplete by definition
         report.problems.append((str(root), unfinished))
         return report
+    try:
+        shape = folder_geometry(root).cadence_shape
+    except DataError as e:
+        _note(report, e)
+        return report
     train_files = _check_train_side(root, report)
     test_files = _check_test_side(root, report)
     for path in progress_bar(sorted(train_files) + sorted(test_files), desc="checking cadences", unit="file",
                              disable=not progress):
-        fault = inspect_cadence(path)
+        fault = inspect_cadence(path, shape=shape)
         if fault:
             report.problems.append((str(path), fault))
     return report
@@ -335,6 +358,8 @@ def _note(report: CheckReport, error: DataError) -> None:
 def _check_train_side(root: Path, report: CheckReport) -> list[Path]:
     """The label file against the train/ files (and truth.csv); the files present, to be checked one by one."""
     train_files = {p.stem: p for p in (root / "train").glob("*/*.npy")}
+    if not train_files and not (root / "train_labels.csv").exists() and (root / "test").is_dir():
+        return []  # a folder of unlabelled cadences only (as `seti-nb scan --snippets` writes)
     try:
         labels = read_labels(root)
     except DataError as e:  # the files are still checked

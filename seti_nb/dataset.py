@@ -12,9 +12,9 @@ from torch.utils.data import ConcatDataset
 
 from . import distributed
 from .cache import cached_frames, open_frames
-from .cadence import N_FRAMES, OFF_FRAMES, ON_FRAMES
+from .cadence import KAGGLE, N_FRAMES, OFF_FRAMES, ON_FRAMES, Geometry
 from .config import LAYOUT_CHANNELS, LAYOUTS, Run, SynthConfig
-from .data import DataError, check_files, read_cadence, read_scores, side_ids
+from .data import DataError, check_files, folder_geometry, read_cadence, read_scores, side_ids
 from .preprocess import Preprocess
 from .signals import continuous_path, draw_signal, in_band, render
 
@@ -62,7 +62,8 @@ class CadenceDataset:
         self.cache_file, self.rows = None, None
         if cache and not self.preprocess.full_resolution:
             self.cache_file, index = cached_frames(root, side, self.preprocess, progress=progress)
-            self._frames = open_frames(self.cache_file, (len(index), N_FRAMES, *self.preprocess.frame_shape))
+            shape = self.preprocess.shape(folder_geometry(root))
+            self._frames = open_frames(self.cache_file, (len(index), N_FRAMES, *shape))
             missing = [i for i in self.items.id if i not in index]
             if missing:
                 raise DataError(f"{root}: {len(missing)} ids not on its {side} side, first: {missing[0]}")
@@ -112,9 +113,9 @@ class Augment:
     """
 
     def __init__(self, preprocess: Preprocess, max_shift: int = 16, interference: float = 0.0, inject: float = 0.0,
-                 seed: int = 0, snr_range: tuple[float, float] = SynthConfig().snr_range):
+                 seed: int = 0, snr_range: tuple[float, float] = SynthConfig().snr_range, geometry: Geometry = KAGGLE):
         self.preprocess, self.max_shift, self.interference, self.inject = preprocess, max_shift, interference, inject
-        self.snr_range = snr_range
+        self.snr_range, self.geometry = snr_range, geometry
         self.rng = np.random.default_rng(seed)
 
     def __call__(self, frames: np.ndarray, target: float) -> tuple[np.ndarray, float]:
@@ -144,11 +145,11 @@ class Augment:
         rng = self.rng
         if target == 0 and rng.random() < 0.5:  # a needle, in one to three ON scans
             on = tuple(sorted(rng.choice(ON_FRAMES, size=rng.choice([3, 2, 1], p=[0.65, 0.2, 0.15]), replace=False)))
-            params = draw_signal(rng, on[0], self.snr_range)
-            signal, target = render(params, in_band(params, on), self.preprocess, rng), 1.0
+            params, g = draw_signal(rng, on[0], self.snr_range, self.geometry), self.geometry
+            signal, target = render(params, in_band(params, on, g), self.preprocess, rng, g), 1.0
         else:  # the same kind of signal continued through the OFF scans
-            params, scans = continuous_path(rng, self.snr_range)
-            signal = render(params, scans, self.preprocess, rng)
+            params, scans = continuous_path(rng, self.snr_range, self.geometry)
+            signal = render(params, scans, self.preprocess, rng, self.geometry)
         frames = frames + signal
         if self.preprocess.clip:
             np.clip(frames, -self.preprocess.clip, self.preprocess.clip, out=frames)
@@ -183,8 +184,8 @@ def datasets(data_dir, run: Run, *items, progress: bool = True) -> list[CadenceD
     made = []
     for i, part in enumerate(items):
         seed = run.config.seed + 1_000_003 * distributed.world()[0]  # ranks draw apart
-        transform = (Augment(run.preprocess, interference=run.interference, inject=run.inject, seed=seed)
-                     if run.augment and i == 0 else None)
+        transform = (Augment(run.preprocess, interference=run.interference, inject=run.inject, seed=seed,
+                             geometry=folder_geometry(data_dir)) if run.augment and i == 0 else None)
         made.append(CadenceDataset(data_dir, part, run.layout, run.preprocess, transform=transform,
                                    progress=progress))
     sure = pseudo_labelled(data_dir, run.pseudo, run.pseudo_confidence) if run.pseudo and made else ()

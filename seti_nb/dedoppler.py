@@ -9,6 +9,7 @@ instead of n^2; steeper drifts first shear the scan by whole channels per row.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import tempfile
@@ -21,18 +22,18 @@ import pandas as pd
 from scipy.ndimage import maximum_filter1d
 
 from .cache import cache_root, fingerprint, source_stem, tidy, touch
-from .cadence import DF_HZ, DT_S, OFF_FRAMES, ON_FRAMES, ROWS, frame_start_s
+from .cadence import KAGGLE, OFF_FRAMES, ON_FRAMES, Geometry
 from .config import SearchSettings
-from .data import map_cadences, side_ids
+from .data import folder_geometry, map_cadences, side_ids
 from .preprocess import Preprocess
 from .runtime import check_writable
 from .synth import import_setigen
 from .turboseti import quiet, turboseti_events
 
 
-def power_of_two_rows(preprocess: Preprocess) -> int:
+def power_of_two_rows(preprocess: Preprocess, geometry: Geometry = KAGGLE) -> int:
     """The preprocessed rows of a scan, trimmed to a power of two (what a Taylor tree takes)."""
-    return 1 << int(np.log2(ROWS // preprocess.time_average))
+    return 1 << int(np.log2(preprocess.shape(geometry)[0]))
 
 
 def _shear(x: np.ndarray, per_row: int) -> np.ndarray:
@@ -149,20 +150,23 @@ def brute_force(x: np.ndarray, d: int) -> np.ndarray:
 @dataclass(frozen=True)
 class Search(SearchSettings):
     """The classical search with its settings (`config.SearchSettings`): how it sees a scan (the workbook's
-    preprocessing, then rows trimmed to a power of two), the de-Doppler transform, and the ON/OFF filter's scores."""
+    preprocessing, then rows trimmed to a power of two), the de-Doppler transform, and the ON/OFF filter's scores;
+    `geometry` is the cadences' (`score_cadences` takes a data folder's own)."""
+
+    geometry: Geometry = KAGGLE
 
     @property
     def rows(self) -> int:
         """Rows searched: the preprocessed rows, trimmed to a power of two."""
-        return power_of_two_rows(self.preprocess)
+        return power_of_two_rows(self.preprocess, self.geometry)
 
     @property
     def channel_hz(self) -> float:
-        return DF_HZ * self.preprocess.channel_average
+        return self.geometry.channel_hz * self.preprocess.channel_average
 
     @property
     def row_s(self) -> float:
-        return DT_S * self.preprocess.time_average
+        return self.geometry.row_seconds * self.preprocess.time_average
 
     @property
     def segments(self) -> int:
@@ -294,7 +298,8 @@ def _path_reading(search: Search, channels: int, sources: tuple[int, ...], targe
     for a, source in enumerate(sources):
         for b, target in enumerate(targets):
             later = target > source
-            shift = drifts_px_s * (frame_start_s(target) - frame_start_s(source) + (0 if later else scan_s))
+            elapsed = search.geometry.frame_start_s(target) - search.geometry.frame_start_s(source)
+            shift = drifts_px_s * (elapsed + (0 if later else scan_s))
             step = np.minimum(np.searchsorted(steps, search.path_slack * np.abs(shift)), len(steps) - 1)
             rows[a, b] = step * 2 * n + (0 if later else n) + b
             shifts[a, b] = np.rint(shift)
@@ -309,6 +314,7 @@ def score_cadences(root, ids: list[str], side: str = "train", search: Search = S
     With `cache`, scores are kept beside the training cache (keyed by the source's fingerprint and the search's
     settings; the folder is checked writable before any search): a notebook that scores cadences another one already
     scored reads them back."""
+    search = dataclasses.replace(search, geometry=folder_geometry(root))
     path = _scores_file(root, side, search) if cache else None
     if path is not None:
         check_writable(path.parent)
@@ -358,8 +364,9 @@ def turboseti_scores(cadence: np.ndarray, work: str | None = None, max_drift_hz_
     prep = TURBOSETI_PREPROCESS
     h5s = []
     for i, scan in enumerate(prep(cadence)[:, : power_of_two_rows(prep)]):
-        frame = sg.Frame.from_data(DF_HZ, DT_S * prep.time_average, 6e9, True, scan.astype(np.float64) + 10)
-        frame.t_start = 60000 * 86400 + frame_start_s(i)  # turboSETI orders the scans by start time
+        frame = sg.Frame.from_data(KAGGLE.channel_hz, KAGGLE.row_seconds * prep.time_average, 6e9, True,
+                                   scan.astype(np.float64) + 10)
+        frame.t_start = 60000 * 86400 + KAGGLE.frame_start_s(i)  # turboSETI orders the scans by start time
         frame.source_name = "target" if i in ON_FRAMES else f"off{i}"
         h5s.append(os.path.join(work, f"scan{i}.h5"))
         with quiet():

@@ -3,7 +3,7 @@
 observation written with setigen, with its truth table, to try a search on.
 
 Everything the Kaggle snippets fix (273 rows, 256 channels) comes here from the file headers: an observation's
-`Geometry` (BL's high-resolution product: 16 rows of 18.25 s, channels of 2.79 Hz, 1,048,576 to a coarse channel).
+`Grid` (BL's high-resolution product: 16 rows of 18.25 s, channels of 2.79 Hz, 1,048,576 to a coarse channel).
 """
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import hdf5plugin  # noqa: F401  (registers the bitshuffle filter with h5py before blimpy opens a BL .h5 file)
 import numpy as np
 import pandas as pd
 
-from .cadence import N_FRAMES, ON_FRAMES
+with contextlib.suppress(ImportError):  # registers the bitshuffle filter with h5py before blimpy opens a BL file
+    import hdf5plugin  # noqa: F401  (without it, `read_scan` names a file that needs it)
+
+from .cadence import N_FRAMES, ON_FRAMES, Geometry
 from .data import DataError
 from .runtime import check_whole, progress_bar
 from .synth import import_setigen
@@ -49,7 +51,7 @@ def _waterfall(path: Path, **kwargs):
 
 
 @dataclass(frozen=True)
-class Geometry:
+class Grid:
     """A scan's grid from its header: `rows` of `row_seconds`, `channels` of `channel_hz` from `fch1_mhz` (a
     negative `channel_hz` for a band that descends, as BL's files do)."""
 
@@ -64,15 +66,38 @@ class Geometry:
         edge = self.fch1_mhz + self.channels * self.channel_hz / 1e6
         return min(self.fch1_mhz, edge), max(self.fch1_mhz, edge)
 
+    @property
+    def rows_searched(self) -> int:
+        """The rows a search takes: a power of two (what the Taylor tree takes), the first of the scan."""
+        return 1 << int(np.log2(self.rows))
+
+    def cadence_geometry(self, slew_seconds: float = SLEW_SECONDS, channels: int = 256) -> Geometry:
+        """The geometry of Kaggle-layout snippets of this grid: the rows searched by `channels` channels of its
+        width, scans `slew_seconds` apart (what `seti-nb synth --like` makes and `seti-nb scan --snippets` cuts)."""
+        return Geometry(self.rows_searched, channels, self.row_seconds, abs(self.channel_hz), slew_seconds)
+
 
 @dataclass(frozen=True)
 class Scan:
     """One observation file's header: where it is, its grid, the source it points at, when it starts."""
 
     path: Path
-    geometry: Geometry
+    grid: Grid
     source: str
     tstart_mjd: float
+
+
+FILTERS = {32008: "bitshuffle", 32001: "blosc", 32004: "lz4"}  # those BL's and blimpy's files use
+
+
+def _missing_filters(path: Path) -> list[int]:
+    """The compression filters of an HDF5 file's data that h5py cannot decode here (none, with hdf5plugin)."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        plist = f["data"].id.get_create_plist()
+        used = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
+    return [code for code in used if not h5py.h5z.filter_avail(code)]
 
 
 def read_scan(path: str | Path) -> Scan:
@@ -89,16 +114,20 @@ def read_scan(path: str | Path) -> Scan:
     except Exception as e:  # blimpy raises bare Exceptions, OSErrors, KeyErrors and ValueErrors for damaged files
         text = (str(e).splitlines() or [type(e).__name__])[0][:120]
         raise DataError(f"{path}: blimpy cannot read it as a BL observation ({text})") from None
+    missing = _missing_filters(path) if path.suffix == ".h5" else []
+    if missing:
+        raise DataError(f"{path}: compressed with HDF5 filter {missing[0]} ({FILTERS.get(missing[0], 'unknown')}), "
+                        "which this Python's h5py cannot decode: pip install hdf5plugin")
     if int(header.get("nifs", 1)) != 1:
         raise DataError(f"{path}: {header['nifs']} polarisation products; the search takes one (Stokes I)")
-    geometry = Geometry(rows, int(header["nchans"]), float(header["tsamp"]), float(header["foff"]) * 1e6,
+    grid = Grid(rows, int(header["nchans"]), float(header["tsamp"]), float(header["foff"]) * 1e6,
                         float(header["fch1"]))
-    if rows < 2 or geometry.channels < 1 or not np.isfinite([geometry.row_seconds, geometry.channel_hz]).all():
-        raise DataError(f"{path}: a grid of {rows} rows x {geometry.channels} channels of {geometry.channel_hz} Hz "
-                        f"and {geometry.row_seconds} s: not an observation a search can use")
+    if rows < 2 or grid.channels < 1 or not np.isfinite([grid.row_seconds, grid.channel_hz]).all():
+        raise DataError(f"{path}: a grid of {rows} rows x {grid.channels} channels of {grid.channel_hz} Hz "
+                        f"and {grid.row_seconds} s: not an observation a search can use")
     source = header.get("source_name", "")
     source = source.decode() if isinstance(source, bytes) else str(source)
-    return Scan(path, geometry, source.strip(), float(header["tstart"]))
+    return Scan(path, grid, source.strip(), float(header["tstart"]))
 
 
 def read_observation(paths) -> list[Scan]:
@@ -111,9 +140,9 @@ def read_observation(paths) -> list[Scan]:
     scans = [read_scan(p) for p in paths]
     first = scans[0]
     for scan in scans[1:]:
-        for field, value in vars(scan.geometry).items():
-            if value != getattr(first.geometry, field):
-                raise DataError(f"{scan.path}: {field} {value}, but {first.path} has {getattr(first.geometry, field)}: "
+        for field, value in vars(scan.grid).items():
+            if value != getattr(first.grid, field):
+                raise DataError(f"{scan.path}: {field} {value}, but {first.path} has {getattr(first.grid, field)}: "
                                 "the six files of a cadence share one band, resolution and number of rows")
     for before, after in zip(scans, scans[1:]):
         if after.tstart_mjd <= before.tstart_mjd:

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .cadence import FRAME_SHAPE, N_FRAMES, OFF_FRAMES
+from .cadence import FRAME_SHAPE, KAGGLE, N_FRAMES, OFF_FRAMES, Geometry
 from .runtime import check_choice, check_number, check_whole
 
 BANDPASS = ("scan", "off", "none")
@@ -49,10 +49,13 @@ class Preprocess:
                                  f"got {getattr(self, name)}")
         check_number("clip", self.clip, 0, 1e6)  # 0: no clipping
 
-    @property
-    def frame_shape(self) -> tuple[int, int]:
-        """(rows, channels) of one preprocessed scan."""
-        return FRAME_SHAPE[0] // self.time_average, FRAME_SHAPE[1] // self.channel_average
+    def shape(self, geometry: Geometry = KAGGLE) -> tuple[int, int]:
+        """(rows, channels) of one preprocessed scan of a cadence of `geometry`."""
+        rows, channels = geometry.rows // self.time_average, geometry.channels // self.channel_average
+        if not rows or not channels:
+            raise ValueError(f"averaging {self.time_average} rows and {self.channel_average} channels leaves nothing "
+                             f"of a scan of {geometry.describe()}")
+        return rows, channels
 
     @property
     def full_resolution(self) -> bool:

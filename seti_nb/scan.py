@@ -29,7 +29,7 @@ from .cadence import N_FRAMES, OFF_FRAMES, ON_FRAMES
 from .config import SearchSettings
 from .data import DataError
 from .dedoppler import dedoppler_blocks
-from .observation import Geometry, _waterfall, read_observation, read_scan
+from .observation import Grid, _waterfall, read_observation, read_scan
 from .runtime import parallel_map, progress_bar
 from .turboseti import turboseti_events
 
@@ -45,37 +45,37 @@ class Cadence:
     power of two, as the tree takes), and when each scan starts, in seconds from the first."""
 
     paths: tuple[str, ...]
-    geometry: Geometry
+    grid: Grid
     rows: int
     starts_s: tuple[float, ...]
 
     @classmethod
     def of(cls, paths) -> Cadence:
         scans = read_observation(paths)
-        geometry = scans[0].geometry
+        grid = scans[0].grid
         starts = tuple((s.tstart_mjd - scans[0].tstart_mjd) * 86400.0 for s in scans)
-        return cls(tuple(str(s.path) for s in scans), geometry, 1 << int(np.log2(geometry.rows)), starts)
+        return cls(tuple(str(s.path) for s in scans), grid, grid.rows_searched, starts)
 
     def segments(self, settings: SearchSettings) -> int:
-        g = self.geometry
+        g = self.grid
         return max(1, int(np.ceil(settings.max_drift_hz_s * g.row_seconds / abs(g.channel_hz))))
 
     def rates(self, settings: SearchSettings) -> np.ndarray:
         """Each plane row's drift in file channels a second (the order of `dedoppler_plane`'s rows)."""
         n, segments = self.rows, self.segments(settings)
         positive = np.array([s + d / (n - 1) for s in range(segments) for d in range(n)])
-        return np.concatenate([-positive[::-1][:-1], positive]) / self.geometry.row_seconds
+        return np.concatenate([-positive[::-1][:-1], positive]) / self.grid.row_seconds
 
     def margin(self, settings: SearchSettings) -> int:
         """The channels a path of the largest drift can move over the whole cadence, with the search's slack."""
-        span_s = self.starts_s[-1] + self.rows * self.geometry.row_seconds
-        moved = settings.max_drift_hz_s * span_s / abs(self.geometry.channel_hz)
+        span_s = self.starts_s[-1] + self.rows * self.grid.row_seconds
+        moved = settings.max_drift_hz_s * span_s / abs(self.grid.channel_hz)
         return int(np.ceil((1 + settings.path_slack) * moved)) + settings.veto_channels + 1
 
 
 def chunks(cadence: Cadence, settings: SearchSettings, f_range=None, size: int = CHUNK) -> list[tuple[int, int]]:
     """The file channels [lo, hi) searched a chunk, covering the band `f_range` (MHz; the whole band by default)."""
-    g = cadence.geometry
+    g = cadence.grid
     first, last = 0, g.channels
     if f_range is not None:
         low, high = sorted(f_range)
@@ -88,10 +88,10 @@ def chunks(cadence: Cadence, settings: SearchSettings, f_range=None, size: int =
     return [(lo, min(lo + size, last)) for lo in range(first, max(last, first + 1), size)]
 
 
-def read_chunk(path: str, geometry: Geometry, lo: int, hi: int, rows: int) -> np.ndarray:
+def read_chunk(path: str, grid: Grid, lo: int, hi: int, rows: int) -> np.ndarray:
     """File channels [lo, hi) of the first `rows` rows of one scan, read by blimpy, checked whole and finite."""
-    step = geometry.channel_hz / 1e6  # blimpy selects by frequency: channel c is asked for as fch1 + c step,
-    edges = sorted(geometry.fch1_mhz + c * step for c in (lo, hi))  # which it rounds back to c
+    step = grid.channel_hz / 1e6  # blimpy selects by frequency: channel c is asked for as fch1 + c step,
+    edges = sorted(grid.fch1_mhz + c * step for c in (lo, hi))  # which it rounds back to c
     data = np.asarray(_waterfall(Path(path), f_start=edges[0], f_stop=edges[1], t_start=0, t_stop=rows).data,
                       dtype=np.float32)
     if data.shape != (rows, 1, hi - lo):
@@ -166,7 +166,7 @@ def scan_profiles(z: np.ndarray, cadence: Cadence, settings: SearchSettings):
     channels = z.shape[1]
     best, ends = np.full(channels, -np.inf, np.float32), np.full(channels, -np.inf, np.float32)
     best_row = np.zeros(channels, np.int64)
-    shifts = np.rint(cadence.rates(settings) * (cadence.rows - 1) * cadence.geometry.row_seconds).astype(np.int64)
+    shifts = np.rint(cadence.rates(settings) * (cadence.rows - 1) * cadence.grid.row_seconds).astype(np.int64)
     for first, block in dedoppler_blocks(z[: cadence.rows], cadence.segments(settings), smear=True):
         _reduce(block, first, shifts, best, best_row, ends)
     scale = np.float32(1 / np.sqrt(cadence.rows))
@@ -179,7 +179,7 @@ def _follow(profiles, hits: np.ndarray, rate: np.ndarray, frame: int, cadence: C
     Returns the signals `(6, hits)` (NaN for an ON scan the path has left the chunk in, 0 for an OFF scan) and
     the half-widths of the windows they were read in."""
     starts, _, ends = profiles
-    last_row_s = (cadence.rows - 1) * cadence.geometry.row_seconds
+    last_row_s = (cadence.rows - 1) * cadence.grid.row_seconds
     out = np.empty((N_FRAMES, len(hits)), np.float32)
     halves = np.zeros((N_FRAMES, len(hits)), np.int64)
     for j in range(N_FRAMES):
@@ -206,7 +206,7 @@ def veto_bar(half: np.ndarray, settings: SearchSettings) -> np.ndarray:
 def search_chunk(span: tuple[int, int], cadence: Cadence, settings: SearchSettings) -> tuple[pd.DataFrame, int]:
     """The events whose hit lies in file channels [lo, hi), from the six scans read with a margin either side;
     and the number of ON hits."""
-    g, (lo, hi) = cadence.geometry, span
+    g, (lo, hi) = cadence.grid, span
     margin = cadence.margin(settings)
     a, b = max(lo - margin, 0), min(hi + margin, g.channels)
     scans = [scan_profiles(flatten(read_chunk(p, g, a, b, cadence.rows)), cadence, settings) for p in cadence.paths]
@@ -244,7 +244,7 @@ def merge_events(events: pd.DataFrame, cadence: Cadence, settings: SearchSetting
     passes the other's hit, at the time of that hit, within the tolerance the search allows a path followed over
     the time between them; the one of the highest level and SNR stands for them. Sorted by level, then SNR."""
     events = events.sort_values(["level", "snr", "channel"], ascending=[False, False, True], ignore_index=True)
-    rate = events["drift_hz_s"].to_numpy() / cadence.geometry.channel_hz
+    rate = events["drift_hz_s"].to_numpy() / cadence.grid.channel_hz
     when = np.array(cadence.starts_s)[np.array(ON_FRAMES)[events["found_in"].to_numpy() - 1]]
     channel = events["channel"].to_numpy()  # at the cadence's start
     kept: list[int] = []
@@ -288,7 +288,7 @@ def scan(paths, settings: SearchSettings = SearchSettings(), f_range=None, worke
         done = parallel_map(partial(search_chunk, cadence=cadence, settings=settings), spans, workers,
                             each=lambda result: bar.update(next(widths)))
     events = pd.concat([e for e, _ in done], ignore_index=True) if done else pd.DataFrame(columns=COLUMNS)
-    band = sum(hi - lo for lo, hi in spans) * abs(cadence.geometry.channel_hz) / 1e6
+    band = sum(hi - lo for lo, hi in spans) * abs(cadence.grid.channel_hz) / 1e6
     return ScanResult(merge_events(events, cadence, settings)[COLUMNS], band, sum(n for _, n in done),
                       time.perf_counter() - began)
 
@@ -325,7 +325,7 @@ def around(cadence: Cadence, candidate, margin: int = 64) -> tuple[np.ndarray, l
     """The six flattened scans over the channels a candidate's path crosses during the cadence (plus `margin`
     either side; 256 at least), `(6, rows, channels)`, and the path's channel in that window row by row in each
     scan (NaN outside it): what turboSETI's `plot_event` draws."""
-    g = cadence.geometry
+    g = cadence.grid
     rate = candidate["drift_hz_s"] / g.channel_hz  # file channels a second
     at = [candidate["channel"] + rate * (start + np.arange(g.rows) * g.row_seconds) for start in cadence.starts_s]
     lo = int(np.floor(min(p.min() for p in at))) - margin

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .cadence import DF_HZ, DT_S, FRAME_SHAPE, N_FRAMES, OFF_FRAMES, cadence_rows, signal_channels
+from .cadence import KAGGLE, N_FRAMES, OFF_FRAMES, Geometry, signal_channels
 from .preprocess import Preprocess, fitted_bandpass, time_median
 
 KINDS = ("line", "curve", "sine")
@@ -16,19 +16,23 @@ KINDS = ("line", "curve", "sine")
 # response of Breakthrough Listen's polyphase filterbank to a pure tone; box; Lorentzian (broad wings).
 PROFILES = {"gaussian": 0.5, "sinc2": 0.25, "box": 0.125, "lorentzian": 0.125}
 
-def draw_signal(rng: np.random.Generator, frame: int, snr_range) -> dict:
-    """Parameters of one needle-like signal, in the band at a random time of scan `frame`."""
+def draw_signal(rng: np.random.Generator, frame: int, snr_range, geometry: Geometry = KAGGLE) -> dict:
+    """Parameters of one needle-like signal, in the band at a random time of scan `frame`. Drifts, wobbles and
+    widths are drawn in physical units (those of Kaggle's rows and channels), curvature over one scan."""
+    g = geometry
     kind = KINDS[rng.choice(3, p=[0.5, 0.25, 0.25])]
     lo, hi = np.log(snr_range[0]), np.log(snr_range[1])
     # Most drifts are small (the signal stays in the band through the cadence), a few are steep.
-    drift_px = float(rng.choice([-1, 1]) * np.exp(rng.uniform(np.log(0.003), np.log(0.4))))
+    rows_per_kaggle_row = KAGGLE.row_seconds / g.row_seconds  # 1.0 exactly for Kaggle's geometry
+    drift_px = float(rng.choice([-1, 1]) * np.exp(rng.uniform(np.log(0.003), np.log(0.4)))
+                     / rows_per_kaggle_row * (KAGGLE.channel_hz / g.channel_hz))
     params = {
         "kind": kind,
         "profile": str(rng.choice(list(PROFILES), p=list(PROFILES.values()))),
         "snr": float(np.exp(rng.uniform(lo, hi))),
-        "width_hz": float(DF_HZ * np.exp(rng.uniform(np.log(1.0), np.log(12.0)))),
-        "channel_ref": float(rng.uniform(12, FRAME_SHAPE[1] - 12)),
-        "row_ref": float(cadence_rows(frame)[0] + rng.uniform(0, FRAME_SHAPE[0])),
+        "width_hz": float(g.channel_hz * np.exp(rng.uniform(np.log(1.0), np.log(12.0)))),
+        "channel_ref": float(rng.uniform(12, g.channels - 12)),
+        "row_ref": float(g.cadence_rows(frame)[0] + rng.uniform(0, g.rows)),
         "drift_px": drift_px,
         "curvature_px": 0.0,
         "sine_amp_px": 0.0,
@@ -36,22 +40,22 @@ def draw_signal(rng: np.random.Generator, frame: int, snr_range) -> dict:
         "scintillating": bool(rng.random() < 0.2),
     }
     if kind == "curve":  # bends by 10-60 channels over one scan
-        params["curvature_px"] = float(rng.choice([-1, 1]) * rng.uniform(10, 60) * 2 / FRAME_SHAPE[0] ** 2)
-    elif kind == "sine":  # S-shaped: a slow wobble on top of the drift
+        params["curvature_px"] = float(rng.choice([-1, 1]) * rng.uniform(10, 60) * 2 / g.rows**2)
+    elif kind == "sine":  # S-shaped: a slow wobble on top of the drift, of 110-660 s
         params["sine_amp_px"] = float(rng.uniform(4, 30))
-        params["sine_period_rows"] = float(rng.uniform(100, 600))
-    params["drift_hz_s"] = drift_px * DF_HZ / DT_S
+        params["sine_period_rows"] = float(rng.uniform(100, 600) * rows_per_kaggle_row)
+    params["drift_hz_s"] = drift_px * g.channel_hz / g.row_seconds
     return params
 
 
-def in_band(params: dict, frames) -> tuple[int, ...]:
+def in_band(params: dict, frames, geometry: Geometry = KAGGLE) -> tuple[int, ...]:
     """The frames of `frames` in which the signal's path enters the band: steep drifts leave it, as real ones do."""
+    g = geometry
     return tuple(int(i) for i in frames
-                 if np.any(np.abs(signal_channels(params, cadence_rows(i)) - (FRAME_SHAPE[1] - 1) / 2)
-                           < FRAME_SHAPE[1] / 2))
+                 if np.any(np.abs(signal_channels(params, g.cadence_rows(i)) - (g.channels - 1) / 2) < g.channels / 2))
 
 
-def continuous_path(rng: np.random.Generator, snr_range) -> tuple[dict, tuple[int, ...]]:
+def continuous_path(rng: np.random.Generator, snr_range, geometry: Geometry = KAGGLE) -> tuple[dict, tuple[int, ...]]:
     """A needle-like signal continuous in cadence time through the whole cadence (70 %) or a run of three to five
     scans, seen in the band in at least two scans, one of them an OFF scan: interference by the ON/OFF rule."""
     for _ in range(100):
@@ -61,8 +65,8 @@ def continuous_path(rng: np.random.Generator, snr_range) -> tuple[dict, tuple[in
             length = int(rng.integers(3, 6))
             start = int(rng.integers(0, N_FRAMES - length + 1))
             run = tuple(range(start, start + length))
-        params = draw_signal(rng, int(rng.choice(run)), snr_range)
-        frames = in_band(params, run)
+        params = draw_signal(rng, int(rng.choice(run)), snr_range, geometry)
+        frames = in_band(params, run, geometry)
         if len(frames) >= 2 and set(frames) & set(OFF_FRAMES):
             return params, frames
     raise RuntimeError("no interference path stays in the band")  # never seen: most paths do at the first draw
@@ -82,7 +86,8 @@ def _splat(centre, level, sigma, reach, t, out):
                 out[k, r // t, ch] += level[k, r] * norm * np.exp(-0.5 * d * d)
 
 
-def render(params: dict, frames, preprocess: Preprocess, rng: np.random.Generator) -> np.ndarray:
+def render(params: dict, frames, preprocess: Preprocess, rng: np.random.Generator,
+           geometry: Geometry = KAGGLE) -> np.ndarray:
     """The signal of `params` in scans `frames` as it shows after `preprocess`: a Gaussian profile of its width on
     its path, row by full-resolution row, at setigen's SNR (peak = SNR x noise / sqrt(rows), here in noise units),
     block-averaged as the preprocessing averages and scaled to its noise, then the preprocessing's bandpass step
@@ -90,21 +95,22 @@ def render(params: dict, frames, preprocess: Preprocess, rng: np.random.Generato
     signals drawn straight onto preprocessed scans in about a millisecond, for injection during training.
     Returns float32 `(6, rows, channels)` at the preprocessed resolution."""
     t, c = preprocess.time_average, preprocess.channel_average
-    rows, channels = preprocess.frame_shape
+    g = geometry
+    rows, channels = preprocess.shape(g)
     out = np.zeros((N_FRAMES, rows, channels), np.float32)
     frames = list(frames)
     if not frames:
         return out
-    cadence_time = np.stack([cadence_rows(i)[: rows * t] for i in frames])
+    cadence_time = np.stack([g.cadence_rows(i)[: rows * t] for i in frames])
     centre = (signal_channels(params, cadence_time) + 0.5) / c - 0.5  # in preprocessed channels
-    fwhm = params["width_hz"] / DF_HZ  # in full-resolution channels
+    fwhm = params["width_hz"] / g.channel_hz  # in full-resolution channels
     sigma = np.sqrt((fwhm / (2 * np.sqrt(2 * np.log(2)))) ** 2 + (c**2 - 1) / 12) / c  # the profile and the block
     # per full-resolution row (tests/test_synth.py holds it against the generator's own signals)
-    flux = params["snr"] / np.sqrt(FRAME_SHAPE[0]) * 1.0645 * fwhm * np.sqrt(t * c) / c
+    flux = params["snr"] / np.sqrt(g.rows) * 1.0645 * fwhm * np.sqrt(t * c) / c
     level = np.full(cadence_time.shape, flux)
     if params["scintillating"]:  # fading in and out during each scan (the scan's own time), as the generator's
         phase = rng.uniform(0, 2 * np.pi)
-        level *= 1 + 0.8 * np.sin(2 * np.pi * np.arange(rows * t) * DT_S / rng.uniform(60, 300) + phase)
+        level *= 1 + 0.8 * np.sin(2 * np.pi * np.arange(rows * t) * g.row_seconds / rng.uniform(60, 300) + phase)
     image = np.zeros((len(frames), rows, channels))
     _splat(centre, level, sigma, int(np.ceil(4 * sigma)) + 1, t, image)
     out[frames] = image

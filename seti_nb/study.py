@@ -16,13 +16,13 @@ from torch import nn
 from . import distributed, metrics
 from .cache import cached_frames
 from .config import Run
-from .data import DataError, read_labels, read_truth, side_ids
+from .data import DataError, folder_geometry, read_labels, read_truth, side_ids
 from .dataset import CadenceDataset, datasets
 from .dedoppler import score_cadences
 from .models import build_model
 from .preprocess import Preprocess
 from .runtime import pick_device, seed_everything
-from .train import TrainResult, fit, load_checkpoint, model_from_checkpoint, predict
+from .train import TrainResult, check_geometry, fit, load_checkpoint, model_from_checkpoint, predict
 
 SEARCH_SAMPLE = 600  # test cadences on which 02 scores the search and 03-06 set their models beside it
 
@@ -168,12 +168,14 @@ def train_and_evaluate(data_dir: str | Path, run: Run = Run(), out_dir: str | Pa
     if val_items.target.nunique() < 2:
         raise ValueError(f"{data_dir}: the validation split holds only one class: its AUC cannot choose an epoch; "
                          "use a data set with more cadences or needles")
-    trained = fit(model, train_set, val_set, run.config, out_dir, run.meta(), progress)
+    meta = run.meta(geometry=folder_geometry(data_dir).to_dict())  # what `predict` and `scan` check first
+    trained = fit(model, train_set, val_set, run.config, out_dir, meta, progress)
     scores = predict(model, test_set, run.config.batch_size * 2, run.config.device, tta=run.tta)
     result = _result(data_dir, run, name, trained, test_items.assign(score=scores), len(train_set), start, model)
     if out_dir is not None and distributed.world()[0] == 0:
         out = Path(out_dir)
-        (out / "metrics.json").write_text(json.dumps({**run.describe(), **result.row()}, indent=1) + "\n")
+        (out / "metrics.json").write_text(json.dumps({**run.describe(folder_geometry(data_dir)), **result.row()},
+                                                      indent=1) + "\n")
         result.test[["id", "target", "score"]].to_csv(out / "test_scores.csv", index=False)
     return result
 
@@ -248,7 +250,8 @@ def _train_fold(data_dir, run: Run, folds: pd.DataFrame, fold: int, test_part: p
     train_set, val_set, test_set = datasets(data_dir, run, train_items, val_items, test_part, progress=progress)
     seed_everything(run.config.seed + fold)
     model = run_model(run)
-    trained = fit(model, train_set, val_set, run.config, fold_dir, run.meta(fold=fold), progress)
+    meta = run.meta(fold=fold, geometry=folder_geometry(data_dir).to_dict())
+    trained = fit(model, train_set, val_set, run.config, fold_dir, meta, progress)
     batch = run.config.batch_size * 2
     for part, dataset, name in ((val_items, val_set, "oof.csv"), (test_part, test_set, "test_scores.csv")):
         part.assign(score=predict(model, dataset, batch, run.config.device, tta=run.tta)).to_csv(fold_dir / name,
@@ -312,6 +315,7 @@ def score_folder(checkpoint_path: str | Path, data_dir: str | Path, side: str = 
     if not ids:
         raise FileNotFoundError(f"{data_dir}: no {side} cadences to score")
     meta = checkpoint["meta"]
+    check_geometry(meta, folder_geometry(data_dir), str(data_dir), checkpoint_path)
     dataset = CadenceDataset(data_dir, pd.DataFrame({"id": ids}), meta["layout"], Preprocess(**meta["preprocess"]),
                              side=side, progress=progress)
     scores = predict(model, dataset, device=device, progress=progress, tta=meta.get("tta", False))

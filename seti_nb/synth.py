@@ -13,19 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .cadence import (
-    CADENCE_SHAPE,
-    DF_HZ,
-    DT_S,
-    FRAME_SHAPE,
-    N_FRAMES,
-    OFF_FRAMES,
-    ON_FRAMES,
-    frame_start_s,
-    signal_channels,
-)
+from .cadence import KAGGLE, N_FRAMES, OFF_FRAMES, ON_FRAMES, Geometry, signal_channels
 from .config import SynthConfig
-from .data import UNFINISHED, unfinished_synthesis
+from .data import UNFINISHED, unfinished_synthesis, write_geometry
 from .runtime import check_free_space, parallel_map, progress_bar
 from .signals import continuous_path, draw_signal, in_band
 
@@ -72,12 +62,13 @@ class _Maker:
     """setigen frames for one worker process, whose data are views into one preallocated cadence (float64): no
     frame or array is made anew per cadence (a fresh Frame costs a sigma-clip, a fresh array a page fault)."""
 
-    def __init__(self):
+    def __init__(self, geometry: Geometry = KAGGLE):
         self.sg = sg = import_setigen()
-        self.cadence = np.zeros(CADENCE_SHAPE)
+        self.g = g = geometry
+        self.cadence = np.zeros(g.cadence_shape)
         self.frames = [
-            sg.Frame(fchans=FRAME_SHAPE[1], tchans=FRAME_SHAPE[0], df=DF_HZ, dt=DT_S, fch1=6e9,
-                     ascending=True, t_start=frame_start_s(i), seed=0)
+            sg.Frame(fchans=g.channels, tchans=g.rows, df=g.channel_hz, dt=g.row_seconds, fch1=6e9,
+                     ascending=True, t_start=g.frame_start_s(i), seed=0)
             for i in range(N_FRAMES)
         ]
         # setigen's chi-squared radiometer noise (its degrees of freedom, mean NOISE_MEAN) is drawn for the whole
@@ -87,7 +78,7 @@ class _Maker:
         for frame, data in zip(self.frames, self.cadence):
             frame.data, frame.noise_mean, frame.noise_std = data, NOISE_MEAN, self.noise_std
         self.f0 = self.frames[0].get_frequency(0)
-        self.fchans = np.arange(FRAME_SHAPE[1])
+        self.fchans = np.arange(g.channels)
 
     def _noise(self, rng: np.random.Generator) -> None:
         rng.standard_gamma(self.gamma_shape, out=self.cadence)
@@ -103,23 +94,23 @@ class _Maker:
         per scan). Each frame computes the signal only over the channels its path crosses, plus a
         margin of six widths: setigen's `bounding_f_range`, which makes synthesis three times faster.
         """
-        sg = self.sg
+        sg, g = self.sg, self.g
         t_prof = t_profile or sg.constant_t_profile(level=level)
         f_prof, bp_prof = getattr(sg, f"{profile}_f_profile")(width=width_hz), sg.constant_bp_profile(level=1)
-        margin = 6 * width_hz / DF_HZ + 2
+        margin = 6 * width_hz / g.channel_hz + 2
         for i in frame_ids:
-            start_row = 0.0 if local_time else frame_start_s(i) / DT_S
-            channels = path_px(start_row + np.arange(FRAME_SHAPE[0]))
+            start_row = 0.0 if local_time else g.frame_start_s(i) / g.row_seconds
+            channels = path_px(start_row + np.arange(g.rows))
             lo, hi = channels.min() - margin, channels.max() + margin
-            if hi < 0 or lo > FRAME_SHAPE[1]:
+            if hi < 0 or lo > g.channels:
                 continue  # the path misses this frame's band
 
             def path(t, start_row=start_row):  # setigen passes the frame's own time in seconds
-                return self.f0 + DF_HZ * path_px(start_row + t / DT_S)
+                return self.f0 + g.channel_hz * path_px(start_row + t / g.row_seconds)
 
             self.frames[i].add_signal(path, t_prof, f_prof, bp_prof,
-                                      bounding_f_range=(self.f0 + DF_HZ * max(lo, 0),
-                                                        self.f0 + DF_HZ * min(hi, FRAME_SHAPE[1])))
+                                      bounding_f_range=(self.f0 + g.channel_hz * max(lo, 0),
+                                                        self.f0 + g.channel_hz * min(hi, g.channels)))
 
     def _t_profile(self, params: dict, rng: np.random.Generator):
         """The signal's intensity in time: constant, or fading in and out during each scan (scintillation)."""
@@ -138,53 +129,57 @@ class _Maker:
         if "off_signal" in present:  # B, C and D are three sky positions: a source of one shows in its scan only
             n_off = rng.choice([1, 2, 3], p=[0.6, 0.3, 0.1])
             for frame in sorted(rng.choice(OFF_FRAMES, size=n_off, replace=False).tolist()):
-                params = draw_signal(rng, frame, snr_range)
+                params = draw_signal(rng, frame, snr_range, self.g)
                 self._signal(params, [frame], self._t_profile(params, rng))
         if "continuous" in present:
             snrs = []
             for _ in range(1 if rng.random() < 0.8 else 2):
-                params, frames = continuous_path(rng, snr_range)
+                params, frames = continuous_path(rng, snr_range, self.g)
                 self._signal(params, frames, self._t_profile(params, rng))
                 snrs.append(params["snr"])
             truth["interference_snr"] = max(snrs)
+        g = self.g
+        per_row = g.row_seconds / KAGGLE.row_seconds  # drifts below in channels a Kaggle row (1.0 for Kaggle's)
         if "rfi" in present:  # strong near-stationary lines in all six scans, a third of them pulsed
             for _ in range(rng.integers(1, 4)):
-                c, d = rng.uniform(0, 256), rng.normal(0, 0.002)
+                c, d = rng.uniform(0, g.channels), rng.normal(0, 0.002) * per_row
                 level = self.frames[0].get_intensity(snr=np.exp(rng.uniform(np.log(30), np.log(800))))
                 profile = None
                 if rng.random() < 1 / 3:
                     period, duty, phase = rng.uniform(10, 120), rng.uniform(0.2, 0.7), rng.uniform(0, 120)
                     profile = lambda t, p=period, q=duty, f=phase, a=level: a * (((t + f) / p) % 1 < q)  # noqa: E731
-                self._add(range(N_FRAMES), lambda r, c=c, d=d: c + d * r, level, DF_HZ * rng.uniform(0.7, 4),
+                self._add(range(N_FRAMES), lambda r, c=c, d=d: c + d * r, level, g.channel_hz * rng.uniform(0.7, 4),
                           t_profile=profile)
         if "drift_rfi" in present:  # drifting interference that restarts in every scan, ON and OFF alike
             for _ in range(rng.integers(1, 3)):
-                c, d = rng.uniform(0, 256), rng.choice([-1, 1]) * rng.uniform(0.05, 0.8)
+                c, d = rng.uniform(0, g.channels), rng.choice([-1, 1]) * rng.uniform(0.05, 0.8) * per_row
                 self._add(range(N_FRAMES), lambda r, c=c, d=d: c + d * r,
                           self.frames[0].get_intensity(snr=np.exp(rng.uniform(np.log(10), np.log(200)))),
-                          DF_HZ * rng.uniform(1, 6), local_time=True)
+                          g.channel_hz * rng.uniform(1, 6), local_time=True)
 
     def _instrumental(self, present: list[str], rng: np.random.Generator) -> None:
         """The receiver's own backgrounds, added to the cadence: bandpass ripple, tilt, gain drift, bursts."""
-        data, noise_std = self.cadence, self.noise_std
+        data, noise_std, g = self.cadence, self.noise_std, self.g
         if "ripple" in present:  # bandpass ripple: vertical stripes shared by all six scans
             k = np.arange(1, 9)
             phases, amps = rng.uniform(0, 2 * np.pi, 8), rng.normal(0, 1, 8) / k
-            ripple = (amps[:, None] * np.sin(2 * np.pi * k[:, None] * self.fchans / 256 + phases[:, None])).sum(0)
-            ripple += rng.normal(0, 0.5, 256)  # channel-to-channel gain differences
+            ripple = (amps[:, None] * np.sin(2 * np.pi * k[:, None] * self.fchans / g.channels
+                                             + phases[:, None])).sum(0)
+            ripple += rng.normal(0, 0.5, g.channels)  # channel-to-channel gain differences
             ripple *= rng.uniform(0.5, 3.0) * noise_std / ripple.std()
             data += ripple * rng.uniform(0.8, 1.2, (N_FRAMES, 1, 1))
         if "slope" in present:  # a tilt of the band, changing a little from scan to scan
-            data += (rng.uniform(-2, 2) + rng.normal(0, 0.3, (N_FRAMES, 1, 1))) * noise_std * (self.fchans / 255 - 0.5)
+            tilt = rng.uniform(-2, 2) + rng.normal(0, 0.3, (N_FRAMES, 1, 1))
+            data += tilt * noise_std * (self.fchans / (g.channels - 1) - 0.5)
         if "gain" in present:  # receiver gain wandering in time: slow horizontal banding
-            walk = np.cumsum(rng.normal(0, 1, (N_FRAMES, FRAME_SHAPE[0])), axis=1)
+            walk = np.cumsum(rng.normal(0, 1, (N_FRAMES, g.rows)), axis=1)
             walk -= walk.mean(axis=1, keepdims=True)
             walk *= rng.uniform(0.15, 1.2) * noise_std / (walk.std() + 1e-12)
-            data += walk[:, :, None] * (1 + rng.uniform(-0.5, 0.5) * (self.fchans / 255 - 0.5))
+            data += walk[:, :, None] * (1 + rng.uniform(-0.5, 0.5) * (self.fchans / (g.channels - 1) - 0.5))
         if "burst" in present:  # broadband bursts: bright rows in any scan
             for _ in range(rng.integers(1, 5)):
-                f, r = rng.integers(N_FRAMES), rng.integers(FRAME_SHAPE[0])
-                span = slice(*sorted(rng.integers(0, 257, 2))) if rng.random() < 0.3 else slice(None)
+                f, r = rng.integers(N_FRAMES), rng.integers(g.rows)
+                span = slice(*sorted(rng.integers(0, g.channels + 1, 2))) if rng.random() < 0.3 else slice(None)
                 data[f, r:r + rng.integers(1, 4), span] += rng.uniform(1, 6) * noise_std
 
     def _standardised(self) -> np.ndarray:
@@ -205,8 +200,8 @@ class _Maker:
         if target:
             n_on = rng.choice([3, 2, 1], p=[0.65, 0.2, 0.15])
             on = tuple(sorted(rng.choice(ON_FRAMES, size=n_on, replace=False).tolist()))
-            params = draw_signal(rng, on[0], snr_range)
-            on = in_band(params, on)
+            params = draw_signal(rng, on[0], snr_range, self.g)
+            on = in_band(params, on, self.g)
             self._signal(params, on, self._t_profile(params, rng))
             truth.update(params, on_frames="".join(map(str, on)))
         self._interference(present, rng, snr_range, truth)
@@ -223,8 +218,8 @@ class _Maker:
         present = [b for b in ("ripple", "slope", "gain", "burst") if rng.random() < BACKGROUND_P[b]]
         self._instrumental(present, rng)
         while True:
-            params = draw_signal(rng, 0, TWIN_SNR)
-            frames = in_band(params, range(N_FRAMES))
+            params = draw_signal(rng, 0, TWIN_SNR, self.g)
+            frames = in_band(params, range(N_FRAMES), self.g)
             if {0, 1, 2} <= set(frames):
                 break
         t_profile = self._t_profile(params, rng)
@@ -243,10 +238,10 @@ _MAKER: _Maker | None = None
 def _make_chunk(args) -> int:
     """Write one chunk's cadences, then its truth rows: a chunk whose truth part exists is finished. A twin set's
     chunks hold whole pairs (needle, then its twin), made from one draw."""
-    out, seed, snr_range, twins, number, items = args
+    out, geometry, seed, snr_range, twins, number, items = args
     global _MAKER
-    if _MAKER is None:
-        _MAKER = _Maker()
+    if _MAKER is None or _MAKER.g != geometry:
+        _MAKER = _Maker(geometry)
     made = []
     if twins:
         for (index, needle_id, side, _), (_, twin_id, _, _) in zip(items[::2], items[1::2]):
@@ -288,17 +283,18 @@ def _plan(config: SynthConfig) -> pd.DataFrame:
 
 
 PARTS = ".synth-parts"  # the truth rows of each finished chunk, until the end
-CADENCE_BYTES = 128 + N_FRAMES * FRAME_SHAPE[0] * FRAME_SHAPE[1] * 2  # one float16 .npy file
 
 
 def _meta(config: SynthConfig) -> dict:
     return {"generator": "seti_nb.synth", "version": VERSION, "n": config.n, "seed": config.seed,
             "positive_fraction": config.positive_fraction, "test_fraction": config.test_fraction,
-            "snr_range": list(config.snr_range), **({"twins": True} if config.twins else {})}
+            "snr_range": list(config.snr_range), **({"twins": True} if config.twins else {}),
+            **({"geometry": config.geometry.to_dict()} if config.geometry != KAGGLE else {})}
 
 
-def _check_disk(out: Path, cadences: int) -> None:
-    check_free_space(out, cadences * CADENCE_BYTES, f"{cadences} cadences")
+def _check_disk(out: Path, cadences: int, geometry: Geometry) -> None:
+    cadence_bytes = 128 + int(np.prod(geometry.cadence_shape)) * 2  # one float16 .npy file
+    check_free_space(out, cadences * cadence_bytes, f"{cadences} cadences")
 
 
 def _validate(config: SynthConfig) -> pd.DataFrame:
@@ -329,16 +325,16 @@ def synthesize(out: str | os.PathLike, config: SynthConfig = SynthConfig(), work
     elif out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out}: folder exists and is not empty; synthesize into a new folder")
     else:
-        _check_disk(out, config.n + round(config.n * config.test_fraction))
+        _check_disk(out, config.n + round(config.n * config.test_fraction), config.geometry)
     plan = _validate(config)
     chunk = 64
     items = list(zip(range(len(plan)), plan.id, plan.side, plan.target))
-    jobs = [(str(out), config.seed, config.snr_range, config.twins, i // chunk, items[i:i + chunk])
+    jobs = [(str(out), config.geometry, config.seed, config.snr_range, config.twins, i // chunk, items[i:i + chunk])
             for i in range(0, len(items), chunk)]
     done = {int(p.stem) for p in (out / PARTS).glob("*.csv")}
-    todo = [job for job in jobs if job[4] not in done]
-    remaining = sum(len(job[5]) for job in todo)
-    _check_disk(out, remaining)
+    todo = [job for job in jobs if job[5] not in done]
+    remaining = sum(len(job[6]) for job in todo)
+    _check_disk(out, remaining, config.geometry)
     (out / PARTS).mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps(meta) + "\n")
     for side in ("train", "test"):
@@ -356,6 +352,7 @@ def synthesize(out: str | os.PathLike, config: SynthConfig = SynthConfig(), work
     train[["id", "target"]].to_csv(out / "train_labels.csv", index=False)
     test = plan[plan.side == "test"]
     pd.DataFrame({"id": test.id, "target": 0.5}).to_csv(out / "sample_submission.csv", index=False)
+    write_geometry(out, config.geometry)
     (out / "synth.json").write_text(json.dumps(meta, indent=2) + "\n")
     shutil.rmtree(out / PARTS)
     marker.unlink()

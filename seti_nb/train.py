@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset, WeightedRan
 from torchvision.ops import sigmoid_focal_loss
 
 from . import distributed, metrics
+from .cadence import KAGGLE, Geometry
 from .config import LAYOUT_CHANNELS, Run, TrainConfig
 from .models import build_model
 from .preprocess import Preprocess
@@ -331,7 +332,22 @@ def checked_meta(meta, path: str | Path = "checkpoint") -> dict:
     except (TypeError, ValueError) as e:
         raise ValueError(f"{path}: its meta's input size or pooling is not valid ({e}): a damaged or edited "
                          "checkpoint") from None
+    checkpoint_geometry(meta, path)
     return meta
+
+
+def checkpoint_geometry(meta: dict, path: str | Path = "checkpoint") -> Geometry:
+    """The cadence geometry a checkpoint was trained at (Kaggle's for one that does not say)."""
+    return Geometry.from_dict(meta.get("geometry", KAGGLE.to_dict()), f"{path}: its meta's geometry")
+
+
+def check_geometry(meta: dict, geometry: Geometry, what: str, path: str | Path = "checkpoint") -> None:
+    """Refuse, in one line, to score cadences of another geometry than the checkpoint's: nothing is resampled."""
+    trained = checkpoint_geometry(meta, path)
+    if not trained.same_grid(geometry):
+        raise ValueError(f"{path}: trained on cadences of {trained.describe()}, but {what} holds {geometry.describe()}"
+                         ": a model scores only the geometry it was trained at (nothing is resampled); train one on "
+                         "cadences of this geometry (`seti-nb synth --like FILE`)")
 
 
 def model_from_checkpoint(checkpoint: dict, path: str | Path = "checkpoint") -> nn.Module:

@@ -16,6 +16,7 @@ import pandas as pd
 from IPython import get_ipython
 from matplotlib_inline.backend_inline import set_matplotlib_formats
 
+from .cadence import Geometry
 from .config import SynthConfig
 from .data import read_labels, read_truth, unfinished_synthesis
 from .observation import synthesize_observation
@@ -67,6 +68,13 @@ def ensure_observation(parent: Path, channels: int = 2**20, seed: int = 1) -> Pa
         print(f"writing a synthetic observation ({channels} channels, seed {seed}) to {path.name}")
         synthesize_observation(path, channels, seed)
     return path
+
+
+def ensure_like(parent: Path, geometry: Geometry, n: int = 3000, seed: int = 1) -> Path:
+    """A training set at an observation's geometry (`seti-nb synth --like`; half of it needles: every candidate a
+    model scores is already a hit), in the folder `parent` beside the data set, made on first use."""
+    name = f"like-{geometry.rows}x{geometry.channels}-{geometry.row_seconds:.2f}s-{n}-s{seed}-v{VERSION}"
+    return _synthesized(Path(parent) / name, SynthConfig(n=n, seed=seed, positive_fraction=0.5, geometry=geometry))
 
 
 def _synthesized(path: Path, config: SynthConfig) -> Path:

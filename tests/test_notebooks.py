@@ -132,6 +132,7 @@ def test_full_profile_smoke_run(tmp_path):
                                         # 04's comparison at full resolution and 512 x 512: a GPU's batch of 128
                                         # needs more memory than this machine has, and a CPU minutes an epoch
                                         "batch_size": 16, "lite_limit": 60,
-                                        "channels": 2**17})  # 07's observation: a bigger band than the quick one
+                                        "channels": 2**17,  # 07's observation: a bigger band than the quick one
+                                        "like_n": 400, "like_epochs": 1})  # 07's model at the files' geometry
     summary = json.loads((run / "summary.json").read_text())
     assert ok, [(r["notebook"], r["error"]) for r in summary["notebooks"] if r["status"] != "ok"]

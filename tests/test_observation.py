@@ -34,7 +34,7 @@ def test_a_synthetic_observation_reads_back_as_a_cadence_with_its_signals_where_
     observation = synthesize_observation(tmp_path / "o", channels=4096, seed=5, snr_range=(200, 201),
                                          progress=False, **counts)
     scans = read_observation(observation_files(observation))
-    geometry = scans[0].geometry
+    geometry = scans[0].grid
     assert (geometry.rows, geometry.channels) == (16, 4096)
     assert geometry.channel_hz == pytest.approx(-HIGH_RESOLUTION["channel_hz"])  # descending, as BL's files
     assert [s.source for s in scans] == ["SYNTH-A", "SYNTH-B", "SYNTH-A", "SYNTH-C", "SYNTH-A", "SYNTH-D"]

@@ -64,7 +64,7 @@ def test_a_band_is_searched_in_chunks_that_cover_it_once(observation):
     cadence = Cadence.of(observation_files(observation))
     spans = chunks(cadence, SearchSettings(), size=50_000)
     assert spans == [(0, 50_000), (50_000, 100_000), (100_000, 2**17)]
-    low, high = cadence.geometry.band_mhz
+    low, high = cadence.grid.band_mhz
     part = chunks(cadence, SearchSettings(), (low + 0.1, low + 0.2), size=50_000)
     assert sum(hi - lo for lo, hi in part) == pytest.approx(0.1e6 / 2.7939677238464355, abs=2)
     with pytest.raises(ValueError, match="outside the files'"):
@@ -123,11 +123,11 @@ def test_chunks_read_through_blimpy_are_exactly_the_files_channels(observation):
     import h5py
 
     cadence = Cadence.of(observation_files(observation))
-    n = cadence.geometry.channels
+    n = cadence.grid.channels
     for lo, hi in [(0, 1000), (n - 1000, n), (12_345, 12_346)]:
         with h5py.File(cadence.paths[2]) as f:
             expected = f["data"][:16, 0, lo:hi]
-        np.testing.assert_array_equal(scan_module.read_chunk(cadence.paths[2], cadence.geometry, lo, hi, 16),
+        np.testing.assert_array_equal(scan_module.read_chunk(cadence.paths[2], cadence.grid, lo, hi, 16),
                                       expected)
 
 

@@ -1,0 +1,114 @@
+"""Geometry as data: training cadences at an observation file's geometry (`seti-nb synth --like`), checkpoints that
+record it and refuse another, and a scan's candidates as a Kaggle-layout folder of snippets that every command
+reads and a checkpoint trained at the files' geometry scores."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from seti_nb.cadence import KAGGLE, Geometry
+from seti_nb.cli import main
+from seti_nb.config import Run, TrainConfig
+from seti_nb.data import GEOMETRY, check_dataset, folder_geometry, read_cadence, read_labels, read_truth
+from seti_nb.observation import HIGH_RESOLUTION, observation_files, synthesize_observation
+from seti_nb.preprocess import Preprocess
+from seti_nb.study import train_and_evaluate
+
+BL = Geometry(16, 256, HIGH_RESOLUTION["row_seconds"], HIGH_RESOLUTION["channel_hz"], 20.0)
+
+
+@pytest.fixture(scope="module")
+def observation(tmp_path_factory):
+    return synthesize_observation(tmp_path_factory.mktemp("obs") / "o", channels=2**15, seed=4, needles=3,
+                                  interference=2, stationary=1, snr_range=(30, 60), progress=False)
+
+
+@pytest.fixture(scope="module")
+def like(observation, tmp_path_factory):
+    out = tmp_path_factory.mktemp("like") / "data"
+    assert main(["synth", str(out), "--like", str(observation_files(observation)[0]), "--n", "300", "--workers",
+                 "1"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def checkpoint(like, tmp_path_factory):
+    """A small-cnn trained for one epoch at the observation's geometry."""
+    out = tmp_path_factory.mktemp("run")
+    run = Run(model="small-cnn", layout="frames", preprocess=Preprocess("off", 1, 2, 20.0),
+              config=TrainConfig(epochs=1, batch_size=32))
+    train_and_evaluate(like, run, out, progress=False)
+    return out / "best.pt"
+
+
+def test_synth_like_makes_cadences_at_the_files_geometry(like, tiny, tmp_path):
+    assert folder_geometry(like) == BL and folder_geometry(tiny) == KAGGLE  # Kaggle's folders stay as Kaggle's
+    assert not (tiny / GEOMETRY).exists()
+    assert check_dataset(like, progress=False).ok
+    labels = read_labels(like)
+    assert read_cadence(like, labels.id[0]).shape == (6, 16, 256)
+    needles = read_truth(like).query("target == 1")
+    assert needles.drift_hz_s.abs().max() <= 1.02  # drawn in Hz/s, as Kaggle's: 0.4 channels a 1.1 s row at most
+    assert np.allclose(needles.drift_px, needles.drift_hz_s * BL.row_seconds / BL.channel_hz)
+    spoilt = tmp_path / "spoilt"
+    spoilt.mkdir()
+    (spoilt / GEOMETRY).write_text(json.dumps({**BL.to_dict(), "rows": "sixteen"}))
+    report = check_dataset(spoilt, progress=False)
+    assert not report.ok and GEOMETRY in str(report) and "not a cadence geometry" in str(report)
+
+
+def test_a_checkpoint_scores_only_the_geometry_it_was_trained_at(observation, like, checkpoint, tiny, tmp_path,
+                                                                  capsys):
+    import torch
+
+    assert torch.load(checkpoint, weights_only=True)["meta"]["geometry"] == BL.to_dict()
+    kaggle = tmp_path / "kaggle.pt"
+    torch.save({**torch.load(checkpoint, weights_only=True), "meta": {**Run().meta(), "geometry": KAGGLE.to_dict()}},
+               kaggle)
+    files = [str(f) for f in observation_files(observation)]
+    cases = [(["predict", "--checkpoint", str(checkpoint), "--data", str(tiny), "--out", str(tmp_path / "p.csv")],
+              "trained on cadences of 16 rows of 18.25 s"),
+             (["scan", *files, "--out", str(tmp_path / "c.csv"), "--checkpoint", str(kaggle), "--snippets",
+               str(tmp_path / "snippets")], "trained on cadences of 273 rows of 1.1 s")]
+    for argv, message in cases:
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert message in err and "nothing is resampled" in err and err.count("\n") == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kaggle.pt"]
+
+
+def test_the_scan_scores_its_candidates_and_writes_them_as_a_kaggle_layout_folder(observation, checkpoint, tmp_path,
+                                                                                 capsys):
+    files = [str(f) for f in observation_files(observation)]
+    out, folder = tmp_path / "candidates.csv", tmp_path / "snippets"
+    assert main(["scan", *files, "--out", str(out), "--checkpoint", str(checkpoint), "--snippets", str(folder),
+                 "--top", "3", "--workers", "1"]) == 0
+    table = pd.read_csv(out)
+    assert table["model_score"].between(0, 1).all() and len(table) > 3
+    assert folder_geometry(folder).same_grid(BL) and check_dataset(folder, progress=False).ok
+    listed = pd.read_csv(folder / "candidates.csv", dtype={"id": str})
+    assert len(listed) == 3
+    pd.testing.assert_frame_equal(listed.drop(columns=["id", "first_channel"]), table.head(3))
+    top = read_cadence(folder, listed.id[0], "test")
+    assert top.shape == (6, 16, 256) and np.allclose(top.mean(axis=(1, 2)), 0, atol=1e-2)
+    # every other command reads the folder as it is
+    assert main(["predict", "--checkpoint", str(checkpoint), "--data", str(folder), "--out",
+                 str(tmp_path / "p.csv")]) == 0
+    predicted = pd.read_csv(tmp_path / "p.csv")
+    np.testing.assert_allclose(predicted["target"], table["model_score"].head(3), atol=0.01)  # float16 cache
+    assert main(["dedoppler", "--data", str(folder), "--out", str(tmp_path / "d.csv"), "--level", "2"]) == 0
+    assert len(pd.read_csv(tmp_path / "d.csv")) == 3
+    assert "3 snippets (16 rows" in capsys.readouterr().out
+
+
+def test_a_file_needing_a_missing_compression_filter_is_named(observation, tmp_path, monkeypatch, capsys):
+    import h5py
+
+    monkeypatch.setattr(h5py.h5z, "filter_avail", lambda code: False)  # as without hdf5plugin
+    files = [str(f) for f in observation_files(observation)]
+    assert main(["scan", *files, "--out", str(tmp_path / "c.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "filter 32008 (bitshuffle)" in err and "pip install hdf5plugin" in err and err.count("\n") == 1, err
+    assert list(tmp_path.iterdir()) == []
