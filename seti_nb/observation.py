@@ -166,11 +166,11 @@ def _coarse_bandpass(channels: int) -> np.ndarray:
     return shape
 
 
-def _signal(frames: list, kind: str, rng: np.random.Generator, snr_range: tuple[float, float],
-            tstart: list[float]) -> dict:
-    """Draw one signal, continuous in cadence time (its frequency at `tstart[i]` seconds after the first scan's
-    start follows from its drift), and add it to the scans where it is (a needle: the ON scans; interference: all
-    six; a stationary line: all six, no drift); returns its truth row."""
+def _draw(frames: list, kind: str, rng: np.random.Generator, snr_range: tuple[float, float],
+          tstart: list[float]) -> dict:
+    """One signal's parameters, drawn: a drift up to 4 Hz/s (none for a stationary line) and a channel (the file's,
+    at the first scan's start) that keep its path in the band, an SNR log-uniform in `snr_range`, a width of 3-20
+    Hz."""
     first = frames[0]
     duration = tstart[-1] + first.tchans * first.dt
     fastest = min(4.0, (first.fchans / 2 - 200) * first.df / duration)  # a path that stays in the band
@@ -178,7 +178,19 @@ def _signal(frames: list, kind: str, rng: np.random.Generator, snr_range: tuple[
     snr = float(np.exp(rng.uniform(*np.log(snr_range))))
     width = float(rng.uniform(3, 20))
     margin = abs(drift) * duration / first.df + 200
-    channel = int(rng.uniform(margin, first.fchans - margin))
+    return {"kind": kind, "channel": first.fchans - 1 - int(rng.uniform(margin, first.fchans - margin)),
+            "drift_hz_s": drift, "snr": snr, "width_hz": width}
+
+
+def _signal(frames: list, kind: str, channel: int, drift_hz_s: float, snr: float, width_hz: float,
+            tstart: list[float]) -> dict:
+    """Add one signal, continuous in cadence time (its frequency at `tstart[i]` seconds after the first scan's
+    start follows from its drift), to the scans where it is (a needle: the ON scans; interference: all six; a
+    stationary line: all six, no drift), from the file's `channel` at the first scan's start; returns its truth
+    row."""
+    first = frames[0]
+    drift, width = drift_hz_s, width_hz
+    channel = first.fchans - 1 - channel  # setigen counts channels up in frequency; the files, as BL's, down
     f0 = first.get_frequency(channel)
     scans = ON_FRAMES if kind == "needle" else tuple(range(N_FRAMES))
     stg = import_setigen()
@@ -191,20 +203,19 @@ def _signal(frames: list, kind: str, rng: np.random.Generator, snr_range: tuple[
             level=scan.get_intensity(snr=snr)), stg.gaussian_f_profile(width=width),
             bounding_f_range=(scan.get_frequency(max(lo, 0)), scan.get_frequency(min(hi, scan.fchans - 1))),
             doppler_smearing=abs(drift) * scan.dt > scan.df)  # a path faster than a channel a row smears
-    # setigen counts channels up in frequency; the files, as BL's, run down from fch1
     return {"kind": kind, "frequency_mhz": f0 / 1e6, "channel": first.fchans - 1 - channel, "drift_hz_s": drift,
-            "snr": snr,
-            "width_hz": width, "scans": " ".join(map(str, scans))}
+            "snr": snr, "width_hz": width, "scans": " ".join(map(str, scans))}
 
 
 def synthesize_observation(out: str | Path, channels: int = 2**20, seed: int = 0, needles: int = 20,
                            interference: int = 20, stationary: int = 10, snr_range: tuple[float, float] = (10, 60),
-                           fch1_mhz: float = 1420.0, progress: bool = True) -> Path:
+                           fch1_mhz: float = 1420.0, signals=(), progress: bool = True) -> Path:
     """Six `.h5` files of a cadence (A B A C A D) at BL's high resolution with setigen: noise drawn from real GBT
     statistics (`add_noise_from_obs`), the shape of a coarse channel, `needles` signals in the ON scans only,
     `interference` signals continuous in cadence time through all six (the canonical interference) and
-    `stationary` lines; `truth.csv` lists them. Written into a new folder `out` (atomically: a stopped run leaves
-    nothing behind)."""
+    `stationary` lines, and the `signals` given (dicts of kind, channel (the file's, at the first scan's start),
+    drift_hz_s, snr, width_hz); `truth.csv` lists them. Written into a new folder `out` (atomically: a stopped run
+    leaves nothing behind)."""
     stg = import_setigen()
     from astropy import units as u
 
@@ -223,8 +234,9 @@ def synthesize_observation(out: str | Path, channels: int = 2**20, seed: int = 0
         frame.add_noise_from_obs()
         frames.append(frame)
     kinds = ["needle"] * needles + ["interference"] * interference + ["stationary"] * stationary
-    truth = pd.DataFrame([_signal(frames, kind, rng, snr_range, tstart)
-                          for kind in progress_bar(kinds, desc="signals", disable=not progress)])
+    drawn = [_draw(frames, kind, rng, snr_range, tstart) for kind in kinds] + list(signals)
+    truth = pd.DataFrame([_signal(frames, **signal, tstart=tstart)
+                          for signal in progress_bar(drawn, desc="signals", disable=not progress)])
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)

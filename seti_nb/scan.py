@@ -6,12 +6,15 @@ Each chunk (with a margin of the farthest a path can move over the cadence on ei
 files with blimpy, flattened (each scan divided by its bandpass, the median over time smoothed over 256-channel
 blocks, and put in units of its noise), de-Dopplered scan by scan at the files' own resolution with Doppler smearing
 summed (`dedoppler_blocks`), and reduced as it is made to a few profiles a scan: the strongest path starting and
-ending at every channel. Hits are the ON scans' strongest paths (one a stretch of band a path covers, as
-turboSETI's `tophitsearch`); each is followed in cadence time into the five other scans, where its SNR is read
-within `veto_channels` plus `path_slack` times the channels extrapolated of where the path has moved by then.
-Level 1: an ON hit. Level 2: and no OFF scan holds a signal on the path above `veto_bar` (nor above
-`veto_threshold` at the hit's own channels: interference restarting in every scan). Level 3: and the path is above
-`threshold` in all three ON scans. One row a path: the hits of one path in several ON scans are one event.
+ending at every channel (in an OFF scan, for each band of drifts). Hits are the ON scans' strongest paths (one a
+stretch of band a path covers, as turboSETI's `tophitsearch`); each is followed in cadence time into the five other
+scans, where its SNR is read within `veto_channels` plus `path_slack` times the channels extrapolated of where the
+path has moved by then, and in an OFF scan among paths of drifts near the hit's only (the path continued drifts as
+it does; a signal crossing it there does not, nor does a steep path's sidelobe where it crosses a bright line).
+Level 1: an ON hit. Level 2: and no OFF scan holds a signal on the path above `veto_bar` and a quarter of the hit's
+SNR (nor above `veto_threshold` at the hit's own channels: interference restarting in every scan). Level 3: and the
+path is above `threshold` in all three ON scans. One row a path: the hits of one path in several ON scans are one
+event.
 """
 
 from __future__ import annotations
@@ -35,6 +38,11 @@ from .turboseti import turboseti_events
 
 CHUNK = 65536  # channels searched a chunk (margins on top); a worker holds one chunk: about 0.5 GB at its peak
 BLOCK = 256  # channels over which the bandpass is taken as flat
+BAND_HZ_S = 0.25  # an OFF scan's paths are kept by drift in bands this wide: the veto reads those near the hit's
+# An OFF signal on the path vetoes when it also reaches this share of the hit's SNR: interference enters ON and OFF
+# scans alike through the sidelobes, while a steep needle's path crossing a bright line in an OFF scan sums one row
+# of it (Doppler smearing sums a row's channels): 6 sigma where a line of SNR 40 crosses a path of 2 Hz/s.
+OFF_SHARE = 0.25
 COLUMNS = ["frequency_mhz", "drift_hz_s", "level", "snr", "snr_on1", "snr_on2", "snr_on3", "off_snr", "channel",
            "found_in"]
 
@@ -65,6 +73,13 @@ class Cadence:
         n, segments = self.rows, self.segments(settings)
         positive = np.array([s + d / (n - 1) for s in range(segments) for d in range(n)])
         return np.concatenate([-positive[::-1][:-1], positive]) / self.grid.row_seconds
+
+    def band_of(self, rate, settings: SearchSettings) -> np.ndarray:
+        """The drift bands of drifts `rate` (file channels a second): `BAND_HZ_S` wide from the steepest negative
+        drift searched (band 0), clipped to the drifts searched; `band_of(rates(settings))` bands the plane's rows."""
+        rates = self.rates(settings)
+        clipped = np.clip(rate, rates.min(), rates.max())
+        return np.rint((clipped - rates.min()) * abs(self.grid.channel_hz) / BAND_HZ_S).astype(np.int64)
 
     def margin(self, settings: SearchSettings) -> int:
         """The channels a path of the largest drift can move over the whole cadence, with the search's slack."""
@@ -129,6 +144,20 @@ def _window_max(profile, centres, halves, outside):
 
 
 @numba.njit(cache=True, boundscheck=False)
+def _window_band_max(profiles, centres, halves, first_band, last_band):
+    """out[i] = the largest of `profiles[first_band[i] : last_band[i] + 1]` over the channels of `_window_max`'s
+    window (0 where the window lies wholly outside them)."""
+    out = np.zeros(len(centres), profiles.dtype)
+    channels = profiles.shape[1]
+    for i in range(len(centres)):
+        lo, hi = max(centres[i] - halves[i], 0), min(centres[i] + halves[i] + 1, channels)
+        for b in range(first_band[i], last_band[i] + 1):
+            for c in range(lo, hi):
+                out[i] = max(out[i], profiles[b, c])
+    return out
+
+
+@numba.njit(cache=True, boundscheck=False)
 def _top_hits(order, shifts, reach):
     """turboSETI's `tophitsearch`, along the hit's own path: in order of SNR, a channel is a hit unless its path
     (from it to `shifts` channels on, widened by `reach` either side) touches a stronger hit's. Returns a mask."""
@@ -160,38 +189,68 @@ def _reduce(block, first, shifts, best, best_row, ends):
                 ends[e] = v
 
 
-def scan_profiles(z: np.ndarray, cadence: Cadence, settings: SearchSettings):
+@numba.njit(cache=True, boundscheck=False)
+def _reduce_bands(block, first, shifts, bands, starts, ends):
+    """Fold a block of de-Doppler rows into an OFF scan's profiles, drift band by drift band: the strongest path
+    of each band starting at each channel, and ending at each channel."""
+    n, channels = block.shape
+    for i in range(n):
+        row = first + i
+        shift, band = shifts[row], bands[row]
+        for c in range(channels):
+            v = block[i, c]
+            if v > starts[band, c]:
+                starts[band, c] = v
+            e = c + shift
+            if 0 <= e < channels and v > ends[band, e]:
+                ends[band, e] = v
+
+
+def scan_profiles(z: np.ndarray, cadence: Cadence, settings: SearchSettings, by_band: bool = False):
     """One flattened scan's de-Doppler plane (Doppler smearing summed), reduced as it is made, in SNR units: the
-    strongest path starting at each channel, its drift row, and the strongest path ending at each channel."""
+    strongest path starting at each channel, its drift row, and the strongest path ending at each channel; with
+    `by_band` (an OFF scan), the strongest starting and ending paths of each drift band `(bands, channels)`."""
     channels = z.shape[1]
+    shifts = np.rint(cadence.rates(settings) * (cadence.rows - 1) * cadence.grid.row_seconds).astype(np.int64)
+    scale = np.float32(1 / np.sqrt(cadence.rows))
+    blocks = dedoppler_blocks(z[: cadence.rows], cadence.segments(settings), smear=True)
+    if by_band:
+        bands = cadence.band_of(cadence.rates(settings), settings)
+        starts, ends = (np.full((bands.max() + 1, channels), -np.inf, np.float32) for _ in range(2))
+        for first, block in blocks:
+            _reduce_bands(block, first, shifts, bands, starts, ends)
+        return starts * scale, np.maximum(ends, 0) * scale
     best, ends = np.full(channels, -np.inf, np.float32), np.full(channels, -np.inf, np.float32)
     best_row = np.zeros(channels, np.int64)
-    shifts = np.rint(cadence.rates(settings) * (cadence.rows - 1) * cadence.grid.row_seconds).astype(np.int64)
-    for first, block in dedoppler_blocks(z[: cadence.rows], cadence.segments(settings), smear=True):
+    for first, block in blocks:
         _reduce(block, first, shifts, best, best_row, ends)
-    scale = np.float32(1 / np.sqrt(cadence.rows))
     return best * scale, best_row, np.maximum(ends, 0) * scale
 
 
 def _follow(profiles, hits: np.ndarray, rate: np.ndarray, frame: int, cadence: Cadence, settings: SearchSettings):
     """The strongest signal of every scan on each hit's path continued in cadence time from scan `frame`: where
     the path is when a later scan starts (its starting paths) or when an earlier one ends (its ending paths).
+    An OFF scan's signal is read among the paths of drifts near the hit's only (within `BAND_HZ_S` and the path
+    slack): the hit's path continued drifts as it does, where another signal crossing it there drifts otherwise.
     Returns the signals `(6, hits)` (NaN for an ON scan the path has left the chunk in, 0 for an OFF scan) and
-    the half-widths of the windows they were read in."""
-    starts, _, ends = profiles
+    the half-widths of the windows they were read in. `profiles`: `scan_profiles` of each scan (by band, OFF)."""
     last_row_s = (cadence.rows - 1) * cadence.grid.row_seconds
     out = np.empty((N_FRAMES, len(hits)), np.float32)
     halves = np.zeros((N_FRAMES, len(hits)), np.int64)
+    near = BAND_HZ_S / abs(cadence.grid.channel_hz) + settings.path_slack * np.abs(rate)
+    first_band, last_band = cadence.band_of(rate - near, settings), cadence.band_of(rate + near, settings)
     for j in range(N_FRAMES):
         if j == frame:
-            out[j] = starts[j][hits]
+            out[j] = profiles[j][0][hits]
             continue
         later = j > frame
         elapsed = cadence.starts_s[j] - cadence.starts_s[frame] + (0.0 if later else last_row_s)
         moved = rate * elapsed
         halves[j] = settings.veto_channels + settings.path_slack * np.abs(moved)
-        out[j] = _window_max((starts if later else ends)[j], np.rint(hits + moved).astype(np.int64), halves[j],
-                             np.float32(np.nan if j in ON_FRAMES else 0.0))
+        centres = np.rint(hits + moved).astype(np.int64)
+        starts, ends = profiles[j][0], profiles[j][-1]
+        out[j] = (_window_max(starts if later else ends, centres, halves[j], np.float32(np.nan)) if j in ON_FRAMES
+                  else _window_band_max(starts if later else ends, centres, halves[j], first_band, last_band))
     return out, halves
 
 
@@ -209,13 +268,14 @@ def search_chunk(span: tuple[int, int], cadence: Cadence, settings: SearchSettin
     g, (lo, hi) = cadence.grid, span
     margin = cadence.margin(settings)
     a, b = max(lo - margin, 0), min(hi + margin, g.channels)
-    scans = [scan_profiles(flatten(read_chunk(p, g, a, b, cadence.rows)), cadence, settings) for p in cadence.paths]
-    profiles = tuple(list(x) for x in zip(*scans))  # starts, drift rows, ends: six each
+    profiles = [scan_profiles(flatten(read_chunk(p, g, a, b, cadence.rows)), cadence, settings, j in OFF_FRAMES)
+                for j, p in enumerate(cadence.paths)]
+    any_drift = {j: profiles[j][0].max(axis=0) for j in OFF_FRAMES}  # an OFF scan's paths starting at each channel
     rates = cadence.rates(settings)
     shift_per_row = np.rint(rates * (cadence.rows - 1) * g.row_seconds).astype(np.int64)
     events, n_hits = [], 0
     for k, frame in enumerate(ON_FRAMES):
-        snr, drift_row = profiles[0][frame], profiles[1][frame]
+        snr, drift_row = profiles[frame][0], profiles[frame][1]
         candidates = np.flatnonzero(snr > settings.threshold)
         candidates = candidates[(candidates + a >= lo) & (candidates + a < hi)]
         order = candidates[np.argsort(-snr[candidates], kind="stable")]
@@ -224,10 +284,11 @@ def search_chunk(span: tuple[int, int], cadence: Cadence, settings: SearchSettin
         rate = rates[drift_row[hits]]
         along, halves = _follow(profiles, hits, rate, frame, cadence, settings)
         on, off = along[list(ON_FRAMES)], along[list(OFF_FRAMES)]
-        same_place = np.max([_window_max(profiles[0][j], hits, np.full(len(hits), settings.veto_channels),
+        same_place = np.max([_window_max(any_drift[j], hits, np.full(len(hits), settings.veto_channels),
                                          np.float32(0)) for j in OFF_FRAMES], axis=0, initial=0)
         off_snr = np.maximum(off.max(axis=0, initial=0), same_place)
-        vetoed = ((off >= veto_bar(halves[list(OFF_FRAMES)], settings)).any(axis=0)
+        bar = np.maximum(veto_bar(halves[list(OFF_FRAMES)], settings), OFF_SHARE * along[frame])
+        vetoed = ((off >= bar).any(axis=0)
                   | (same_place >= settings.veto_threshold))
         level = np.where(vetoed, 1, np.where((on >= settings.threshold).all(axis=0), 3, 2))
         channel0 = hits + a - rate * cadence.starts_s[frame]  # the path's channel at the cadence's start

@@ -141,3 +141,23 @@ def test_filterbank_files_give_the_same_table_as_hdf5(observation, result, tmp_p
         with _quiet():
             _waterfall(path).write_to_fil(str(fils[-1]))
     pd.testing.assert_frame_equal(scan(fils, progress=False, workers=1).candidates, result.candidates)
+
+
+def test_a_needle_crossing_other_signals_is_kept_and_crossing_interference_is_not(tmp_path):
+    """An OFF signal on a needle's path vetoes it only when it drifts as the path does: a stationary line, or an
+    interference path of another drift, crossing the needle's path in an OFF scan is not the needle continued.
+    Interference paths crossing each other are still vetoed by their own continuation through the OFF scans."""
+    crossing = [  # file channels at the first scan's start; drifts in Hz/s (the files' channels run down)
+        {"kind": "needle", "channel": 5000, "drift_hz_s": -2.0, "snr": 40, "width_hz": 10},
+        {"kind": "stationary", "channel": 5775, "drift_hz_s": 0.0, "snr": 40, "width_hz": 10},  # on its path in OFF2
+        {"kind": "needle", "channel": 12000, "drift_hz_s": 1.0, "snr": 40, "width_hz": 10},
+        {"kind": "interference", "channel": 11200, "drift_hz_s": 3.0, "snr": 40, "width_hz": 10},  # crosses in OFF1
+        {"kind": "interference", "channel": 20000, "drift_hz_s": 1.5, "snr": 40, "width_hz": 10},
+        {"kind": "interference", "channel": 19700, "drift_hz_s": -1.5, "snr": 40, "width_hz": 10},  # cross in OFF1
+    ]
+    observation = synthesize_observation(tmp_path / "o", channels=2**15, seed=8, needles=0, interference=0,
+                                         stationary=0, signals=crossing, progress=False)
+    events = scan(observation_files(observation), progress=False, workers=1).candidates
+    for signal in pd.read_csv(observation / "truth.csv").itertuples():
+        levels = set(events[_on(events, signal)]["level"])
+        assert levels == ({3} if signal.kind == "needle" else {1}), (signal, events)
