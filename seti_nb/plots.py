@@ -10,8 +10,8 @@ import pandas as pd
 from matplotlib.patches import Rectangle
 from sklearn.metrics import ConfusionMatrixDisplay, roc_auc_score, roc_curve
 
-from .cadence import CHANNELS, DT_S, N_FRAMES, ON_FRAMES, ROWS, cadence_rows, frame_label, signal_channels
-from .data import read_cadence
+from .cadence import CHANNELS, DT_S, KAGGLE, N_FRAMES, ON_FRAMES, Geometry, cadence_rows, frame_label, signal_channels
+from .data import folder_geometry, read_cadence
 from .filters import filter_cadence
 from .metrics import recall_table
 
@@ -195,15 +195,15 @@ def describe(row: pd.Series) -> str:
     return f"{row.id}: haystack" + (f" ({row.backgrounds})" if isinstance(row.get("backgrounds"), str) else "")
 
 
-def truth_path(row: pd.Series) -> list[np.ndarray] | None:
+def truth_path(row: pd.Series, geometry: Geometry = KAGGLE) -> list[np.ndarray] | None:
     """The signal's centre channel per row in each of the six frames that carry it (`on_frames`; NaN elsewhere):
-    a needle's, or an interference twin's; None for a cadence without one."""
+    a needle's, or an interference twin's, in a cadence of `geometry`; None for a cadence without one."""
     if not isinstance(row.get("on_frames"), str):
         return None
-    path = []
+    path, g = [], geometry
     for i in range(N_FRAMES):
-        channels = signal_channels(row, cadence_rows(i)) if str(i) in row.on_frames else np.full(ROWS, np.nan)
-        path.append(np.where((channels >= 0) & (channels < CHANNELS), channels, np.nan))
+        channels = signal_channels(row, g.cadence_rows(i)) if str(i) in row.on_frames else np.full(g.rows, np.nan)
+        path.append(np.where((channels >= 0) & (channels < g.channels), channels, np.nan))
     return path
 
 
@@ -216,7 +216,7 @@ def show_cadence(root: str | Path, cadence_id: str, truth: pd.DataFrame | None =
         row = truth.set_index("id").loc[cadence_id].copy()
         row["id"] = cadence_id
     title = describe(row) if row is not None else cadence_id
-    path = truth_path(row) if (row is not None and show_path) else None
+    path = truth_path(row, folder_geometry(root)) if (row is not None and show_path) else None
     return plot_cadence(cadence, title=title, fig=fig, path=path)
 
 

@@ -21,11 +21,13 @@ FILTER_SLIDERS = {
 WIDE_LABEL = {"description_width": "initial"}  # the whole name beside the control, never cut
 
 
-def cadence_browser(root: str | Path, labels: pd.DataFrame, truth: pd.DataFrame | None = None):
-    """Choose a class, a signal kind and an id; the cadence plot updates. No match says so."""
+def cadence_browser(root: str | Path, labels: pd.DataFrame, truth: pd.DataFrame | None = None, side: str = "train"):
+    """Choose a class, a signal kind and an id of `side`; the cadence plot updates. No match says so. `labels`:
+    ids and targets (a test side's `sample_submission.csv`, or a scan's snippets' `candidates.csv` with a target)."""
     table = labels.merge(truth.drop(columns="target"), on="id", how="left") if truth is not None else labels
     kinds = ["any"] + (sorted(table.kind.dropna().unique()) if "kind" in table else [])
-    cls = w.Dropdown(options=["any", "needle", "haystack"], value="needle", description="class")
+    cls = w.Dropdown(options=["any", "needle", "haystack"], value="needle" if (table.target == 1).any() else "any",
+                     description="class")
     kind = w.Dropdown(options=kinds, value="any", description="kind")
     ids = w.Dropdown(description="id")
     path = w.Checkbox(value=True, description="draw truth path", style=WIDE_LABEL)
@@ -35,7 +37,7 @@ def cadence_browser(root: str | Path, labels: pd.DataFrame, truth: pd.DataFrame 
         with out:
             out.clear_output(wait=True)
             if ids.value:
-                show_cadence(root, ids.value, truth, show_path=path.value)
+                show_cadence(root, ids.value, truth, side, show_path=path.value)
                 plt.show()
             else:
                 print(f"no cadence matches class {cls.value!r} and kind {kind.value!r}")

@@ -4,10 +4,12 @@ reads and a checkpoint trained at the files' geometry scores."""
 
 import json
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
 
+from seti_nb import plots, widgets
 from seti_nb.cadence import KAGGLE, Geometry
 from seti_nb.cli import main
 from seti_nb.config import Run, TrainConfig
@@ -52,6 +54,10 @@ def test_synth_like_makes_cadences_at_the_files_geometry(like, tiny, tmp_path):
     needles = read_truth(like).query("target == 1")
     assert needles.drift_hz_s.abs().max() <= 1.02  # drawn in Hz/s, as Kaggle's: 0.4 channels a 1.1 s row at most
     assert np.allclose(needles.drift_px, needles.drift_hz_s * BL.row_seconds / BL.channel_hz)
+    fig = plots.show_cadence(like, needles.id.iloc[0], read_truth(like))  # the path drawn at the folder's geometry
+    drawn = [len(line.get_xdata()) for ax in fig.axes for line in ax.lines]
+    assert drawn and set(drawn) == {16}
+    plt.close(fig)
     spoilt = tmp_path / "spoilt"
     spoilt.mkdir()
     (spoilt / GEOMETRY).write_text(json.dumps({**BL.to_dict(), "rows": "sixteen"}))
@@ -101,6 +107,10 @@ def test_the_scan_scores_its_candidates_and_writes_them_as_a_kaggle_layout_folde
     assert main(["dedoppler", "--data", str(folder), "--out", str(tmp_path / "d.csv"), "--level", "2"]) == 0
     assert len(pd.read_csv(tmp_path / "d.csv")) == 3
     assert "3 snippets (16 rows" in capsys.readouterr().out
+    browser = widgets.cadence_browser(folder, pd.read_csv(folder / "sample_submission.csv", dtype={"id": str}),
+                                      side="test")
+    assert browser.children[0].children[0].value == "any"  # no labels: every snippet is shown
+    plt.close("all")
 
 
 def test_a_file_needing_a_missing_compression_filter_is_named(observation, tmp_path, monkeypatch, capsys):
