@@ -15,6 +15,7 @@ KINDS = ("line", "curve", "sine")
 # Spectral shapes of a narrowband signal across channels (setigen's f profiles): Gaussian; sinc squared, the
 # response of Breakthrough Listen's polyphase filterbank to a pure tone; box; Lorentzian (broad wings).
 PROFILES = {"gaussian": 0.5, "sinc2": 0.25, "box": 0.125, "lorentzian": 0.125}
+MAX_DRIFT_HZ_S = 4.0  # the steepest drift drawn at another geometry than Kaggle's: the search's default (turboSETI's)
 
 def draw_signal(rng: np.random.Generator, frame: int, snr_range, geometry: Geometry = KAGGLE) -> dict:
     """Parameters of one needle-like signal, in the band at a random time of scan `frame`. Drifts, wobbles and
@@ -22,9 +23,11 @@ def draw_signal(rng: np.random.Generator, frame: int, snr_range, geometry: Geome
     g = geometry
     kind = KINDS[rng.choice(3, p=[0.5, 0.25, 0.25])]
     lo, hi = np.log(snr_range[0]), np.log(snr_range[1])
-    # Most drifts are small (the signal stays in the band through the cadence), a few are steep.
+    # Most drifts are small (the signal stays in the band through the cadence), a few are steep: Kaggle's up to 0.4
+    # channels a row (1 Hz/s); at an observation's geometry up to the search's 4 Hz/s, as its candidates drift.
     rows_per_kaggle_row = KAGGLE.row_seconds / g.row_seconds  # 1.0 exactly for Kaggle's geometry
-    drift_px = float(rng.choice([-1, 1]) * np.exp(rng.uniform(np.log(0.003), np.log(0.4)))
+    steepest = 0.4 if g == KAGGLE else MAX_DRIFT_HZ_S * KAGGLE.row_seconds / KAGGLE.channel_hz
+    drift_px = float(rng.choice([-1, 1]) * np.exp(rng.uniform(np.log(0.003), np.log(steepest)))
                      / rows_per_kaggle_row * (KAGGLE.channel_hz / g.channel_hz))
     params = {
         "kind": kind,

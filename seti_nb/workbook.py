@@ -71,10 +71,11 @@ def ensure_observation(parent: Path, channels: int = 2**20, seed: int = 1) -> Pa
 
 
 def ensure_like(parent: Path, geometry: Geometry, n: int = 3000, seed: int = 1) -> Path:
-    """A training set at an observation's geometry (`seti-nb synth --like`; half of it needles: every candidate a
-    model scores is already a hit), in the folder `parent` beside the data set, made on first use."""
-    name = f"like-{geometry.rows}x{geometry.channels}-{geometry.row_seconds:.2f}s-{n}-s{seed}-v{VERSION}"
-    return _synthesized(Path(parent) / name, SynthConfig(n=n, seed=seed, positive_fraction=0.5, geometry=geometry))
+    """The twin test's pairs at an observation's geometry (`seti-nb synth --like FILE --twins`), to train a model
+    that scores a scan's candidates: each already a hit, to be told from a signal continuing through the OFF
+    scans. In the folder `parent` beside the data set, made on first use."""
+    name = f"like-twins-{geometry.rows}x{geometry.channels}-{geometry.row_seconds:.2f}s-{n}-s{seed}-v{VERSION}"
+    return _synthesized(Path(parent) / name, SynthConfig(n=n, seed=seed, twins=True, geometry=geometry))
 
 
 def _synthesized(path: Path, config: SynthConfig) -> Path:

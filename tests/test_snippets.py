@@ -52,7 +52,7 @@ def test_synth_like_makes_cadences_at_the_files_geometry(like, tiny, tmp_path):
     labels = read_labels(like)
     assert read_cadence(like, labels.id[0]).shape == (6, 16, 256)
     needles = read_truth(like).query("target == 1")
-    assert needles.drift_hz_s.abs().max() <= 1.02  # drawn in Hz/s, as Kaggle's: 0.4 channels a 1.1 s row at most
+    assert 1.02 < needles.drift_hz_s.abs().max() <= 4.0  # in Hz/s up to the search's 4 (Kaggle's set: 1.02)
     assert np.allclose(needles.drift_px, needles.drift_hz_s * BL.row_seconds / BL.channel_hz)
     fig = plots.show_cadence(like, needles.id.iloc[0], read_truth(like))  # the path drawn at the folder's geometry
     drawn = [len(line.get_xdata()) for ax in fig.axes for line in ax.lines]
