@@ -98,14 +98,14 @@ def frame_label(i: int) -> str:
     return f"{'ON' if i in ON_FRAMES else 'OFF'} ({ORDER[i]})"
 
 
-def frame_start_s(frame: int, geometry: Geometry = KAGGLE) -> float:
-    """Start time of scan `frame` (0-5) from the start of the cadence, in seconds."""
-    return geometry.frame_start_s(frame)
+def frame_start_s(frame: int) -> float:
+    """Start time of scan `frame` (0-5) of a Kaggle cadence, in seconds (`Geometry.frame_start_s` for another)."""
+    return KAGGLE.frame_start_s(frame)
 
 
-def cadence_rows(frame: int, geometry: Geometry = KAGGLE) -> np.ndarray:
-    """Time of each row of scan `frame`, in rows (units of the row time) from the start of the cadence."""
-    return geometry.cadence_rows(frame)
+def cadence_rows(frame: int) -> np.ndarray:
+    """Time of each row of scan `frame` of a Kaggle cadence, in rows from its start (`Geometry.cadence_rows`)."""
+    return KAGGLE.cadence_rows(frame)
 
 
 def signal_channels(params, rows: np.ndarray) -> np.ndarray:

@@ -32,13 +32,15 @@ def scan(args) -> int:
     f_range = None if args.f_start is None and args.f_stop is None else (args.f_start, args.f_stop)
     if f_range is not None and None in f_range:
         raise ValueError("give both --f-start and --f-stop, or neither (the whole band)")
-    cadence = Cadence.of(args.files)
-    if args.checkpoint is not None or args.snippets is not None:
+    cut = args.checkpoint is not None or args.snippets is not None  # snippets around the candidates
+    if cut:
         from . import snippets
+
+        cadence = Cadence.of(args.files)
     checkpoint = snippets.checked_checkpoint(args.checkpoint, cadence) if args.checkpoint is not None else None
     result = scan(args.files, settings, f_range, args.workers)
     table = result.candidates
-    if checkpoint is not None or args.snippets is not None:
+    if cut:
         cuts, firsts = snippets.cut_all(cadence, table if checkpoint is not None else table.head(args.top))
         if checkpoint is not None:
             table = table.assign(model_score=snippets.score(checkpoint, cuts, args.checkpoint, args.device))

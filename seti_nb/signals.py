@@ -18,8 +18,9 @@ PROFILES = {"gaussian": 0.5, "sinc2": 0.25, "box": 0.125, "lorentzian": 0.125}
 MAX_DRIFT_HZ_S = 4.0  # the steepest drift drawn at another geometry than Kaggle's: the search's default (turboSETI's)
 
 def draw_signal(rng: np.random.Generator, frame: int, snr_range, geometry: Geometry = KAGGLE) -> dict:
-    """Parameters of one needle-like signal, in the band at a random time of scan `frame`. Drifts, wobbles and
-    widths are drawn in physical units (those of Kaggle's rows and channels), curvature over one scan."""
+    """Parameters of one needle-like signal, in the band at a random time of scan `frame` of a cadence of
+    `geometry`. Drifts, wobbles and widths are drawn in physical units (those of Kaggle's rows and channels),
+    curvature over one scan."""
     g = geometry
     kind = KINDS[rng.choice(3, p=[0.5, 0.25, 0.25])]
     lo, hi = np.log(snr_range[0]), np.log(snr_range[1])

@@ -168,14 +168,14 @@ def train_and_evaluate(data_dir: str | Path, run: Run = Run(), out_dir: str | Pa
     if val_items.target.nunique() < 2:
         raise ValueError(f"{data_dir}: the validation split holds only one class: its AUC cannot choose an epoch; "
                          "use a data set with more cadences or needles")
-    meta = run.meta(geometry=folder_geometry(data_dir).to_dict())  # what `predict` and `scan` check first
+    geometry = folder_geometry(data_dir)
+    meta = run.meta(geometry=geometry.to_dict())  # what `predict` and `scan` check first
     trained = fit(model, train_set, val_set, run.config, out_dir, meta, progress)
     scores = predict(model, test_set, run.config.batch_size * 2, run.config.device, tta=run.tta)
     result = _result(data_dir, run, name, trained, test_items.assign(score=scores), len(train_set), start, model)
     if out_dir is not None and distributed.world()[0] == 0:
         out = Path(out_dir)
-        (out / "metrics.json").write_text(json.dumps({**run.describe(folder_geometry(data_dir)), **result.row()},
-                                                      indent=1) + "\n")
+        (out / "metrics.json").write_text(json.dumps({**run.describe(geometry), **result.row()}, indent=1) + "\n")
         result.test[["id", "target", "score"]].to_csv(out / "test_scores.csv", index=False)
     return result
 
