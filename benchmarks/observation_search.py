@@ -5,7 +5,8 @@ level-3 candidates, MHz of band searched per second on one core, and peak memory
 
 FOLDER holds the six .h5 files and truth.csv of `seti-nb synth-observation`; without it, one is made in a temporary
 folder (one coarse channel, 20 needles of SNR 10-60, 20 interference paths through all six scans, 10 stationary
-lines). turboSETI: `FindDoppler(max_drift=4, snr=10)` on each file, then `find_event_pipeline` at level 3.
+lines, 4 broadband bursts). turboSETI: `FindDoppler(max_drift=4, snr=10)` on each file, then `find_event_pipeline`
+at level 3.
 """
 
 import argparse

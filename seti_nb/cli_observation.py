@@ -14,7 +14,7 @@ def synth_observation(args) -> int:
 
     start = time.perf_counter()
     out = synthesize_observation(args.out, args.channels, args.seed, args.needles, args.interference,
-                                 args.stationary)
+                                 args.stationary, args.bursts)
     print(f"wrote six scans of {args.channels} channels and truth.csv to {out} in "
           f"{time.perf_counter() - start:.1f} s")
     return 0
@@ -62,6 +62,8 @@ def synth_observation_options(p) -> None:
     p.add_argument("--interference", type=int, default=20,
                    help="signals continuous through all six scans (default %(default)s)")
     p.add_argument("--stationary", type=int, default=10, help="lines that do not drift (default %(default)s)")
+    p.add_argument("--bursts", type=int, default=4,
+                   help="broadband bursts: a few rows of one scan over part of the band (default %(default)s)")
 
 
 def scan_options(p) -> None:

@@ -29,6 +29,7 @@ SUFFIXES = (".h5", ".fil")
 SCAN_NAMES = ("A", "B", "A", "C", "A", "D")  # the targets of a cadence: A the star, B C D three other positions
 HIGH_RESOLUTION = {"channel_hz": 2.7939677238464355, "row_seconds": 18.253611008, "rows": 16}  # BL's product
 SLEW_SECONDS = 20.0  # between the end of one scan and the start of the next
+VERSION = 2  # of the synthetic observation: bump it when a change alters the files a seed gives
 
 
 @contextlib.contextmanager
@@ -208,14 +209,15 @@ def _signal(frames: list, kind: str, channel: int, drift_hz_s: float, snr: float
 
 
 def synthesize_observation(out: str | Path, channels: int = 2**20, seed: int = 0, needles: int = 20,
-                           interference: int = 20, stationary: int = 10, snr_range: tuple[float, float] = (10, 60),
-                           fch1_mhz: float = 1420.0, signals=(), progress: bool = True) -> Path:
+                           interference: int = 20, stationary: int = 10, bursts: int = 4,
+                           snr_range: tuple[float, float] = (10, 60), fch1_mhz: float = 1420.0, signals=(),
+                           progress: bool = True) -> Path:
     """Six `.h5` files of a cadence (A B A C A D) at BL's high resolution with setigen: noise drawn from real GBT
     statistics (`add_noise_from_obs`), the shape of a coarse channel, `needles` signals in the ON scans only,
-    `interference` signals continuous in cadence time through all six (the canonical interference) and
-    `stationary` lines, and the `signals` given (dicts of kind, channel (the file's, at the first scan's start),
-    drift_hz_s, snr, width_hz); `truth.csv` lists them. Written into a new folder `out` (atomically: a stopped run
-    leaves nothing behind)."""
+    `interference` signals continuous in cadence time through all six (the canonical interference),
+    `stationary` lines, `bursts` broadband bursts (`_burst`) and the `signals` given (dicts of kind, channel (the
+    file's, at the first scan's start), drift_hz_s, snr, width_hz); `truth.csv` lists them. Written into a new
+    folder `out` (atomically: a stopped run leaves nothing behind)."""
     stg = import_setigen()
     from astropy import units as u
 
@@ -236,7 +238,8 @@ def synthesize_observation(out: str | Path, channels: int = 2**20, seed: int = 0
     kinds = ["needle"] * needles + ["interference"] * interference + ["stationary"] * stationary
     drawn = [_draw(frames, kind, rng, snr_range, tstart) for kind in kinds] + list(signals)
     truth = pd.DataFrame([_signal(frames, **signal, tstart=tstart)
-                          for signal in progress_bar(drawn, desc="signals", disable=not progress)])
+                          for signal in progress_bar(drawn, desc="signals", disable=not progress)]
+                         + [_burst(frames, rng) for _ in range(bursts)])
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
@@ -252,6 +255,22 @@ def synthesize_observation(out: str | Path, channels: int = 2**20, seed: int = 0
         shutil.rmtree(partial, ignore_errors=True)
         raise
     return out
+
+
+def _burst(frames: list, rng: np.random.Generator) -> dict:
+    """A broadband burst (radar, a switching transient) in one scan, ON or OFF: one to three rows, 2-20 noise sigma
+    a channel (log-uniform: `snr` in its truth row) over a tenth of the band to all of it (`width_hz` about its
+    `frequency_mhz`). A search must not see a drifting signal in it."""
+    i = int(rng.integers(N_FRAMES))
+    scan = frames[i]
+    span = int(scan.fchans * rng.uniform(0.1, 1))
+    lo, row = int(rng.integers(0, scan.fchans - span + 1)), int(rng.integers(scan.tchans))
+    rows = int(rng.integers(1, 4))
+    level = float(np.exp(rng.uniform(np.log(2), np.log(20))))
+    scan.data[row:row + rows, lo:lo + span] += level * scan.noise_std
+    centre = lo + span // 2
+    return {"kind": "burst", "frequency_mhz": scan.get_frequency(centre) / 1e6, "channel": scan.fchans - 1 - centre,
+            "drift_hz_s": 0.0, "snr": level, "width_hz": span * scan.df, "scans": str(i)}
 
 
 def observation_files(folder: str | Path) -> list[Path]:

@@ -38,6 +38,7 @@ from .turboseti import turboseti_events
 
 CHUNK = 65536  # channels searched a chunk (margins on top); a worker holds one chunk: about 0.5 GB at its peak
 BLOCK = 256  # channels over which the bandpass is taken as flat
+BURST_SIGMA = 1.0  # a row whose offset over a block passes this (noise sigma a channel) is a burst's: set to zero
 BAND_HZ_S = 0.25  # an OFF scan's paths are kept by drift in bands this wide: the veto reads those near the hit's
 # An OFF signal on the path vetoes when it also reaches this share of the hit's SNR: interference enters ON and OFF
 # scans alike through the sidelobes, while a steep needle's path crossing a bright line in an OFF scan sums one row
@@ -120,15 +121,24 @@ def read_chunk(path: str, grid: Grid, lo: int, hi: int, rows: int) -> np.ndarray
 def flatten(x: np.ndarray) -> np.ndarray:
     """A scan `(rows, channels)` in units of its noise: divided by its bandpass (the median over time, its median
     over 256-channel blocks interpolated, so narrow lines do not bend it), each row's offset removed, divided by a
-    robust standard deviation (1.4826 x the median absolute deviation)."""
+    robust standard deviation (1.4826 x the median absolute deviation). A row lifted over a 256-channel block by more
+    than `BURST_SIGMA` is a broadband burst's: set to zero there and in the blocks beside it (its edges)."""
+    rows, channels = x.shape
+    blocks = -(-channels // BLOCK)
     spectrum = np.median(x, axis=0)
-    blocks = -(-len(spectrum) // BLOCK)
-    padded = np.pad(spectrum, (0, blocks * BLOCK - len(spectrum)), mode="edge").reshape(blocks, BLOCK)
-    centres = np.minimum(np.arange(blocks) * BLOCK + BLOCK / 2, len(spectrum) - 1)
-    bandpass = np.interp(np.arange(len(spectrum)), centres, np.median(padded, axis=1))
+    padded = np.pad(spectrum, (0, blocks * BLOCK - channels), mode="edge").reshape(blocks, BLOCK)
+    centres = np.minimum(np.arange(blocks) * BLOCK + BLOCK / 2, channels - 1)
+    bandpass = np.interp(np.arange(channels), centres, np.median(padded, axis=1))
     z = x / np.where(bandpass > 0, bandpass, np.inf) - 1
     z -= np.median(z, axis=1, keepdims=True)
     sigma = 1.4826 * np.median(np.abs(z))
+    lifted = np.median(np.pad(z, ((0, 0), (0, blocks * BLOCK - channels)), mode="edge").reshape(rows, blocks, BLOCK),
+                       axis=2)
+    burst = np.abs(lifted) > BURST_SIGMA * sigma
+    near = burst.copy()
+    near[:, 1:] |= burst[:, :-1]
+    near[:, :-1] |= burst[:, 1:]
+    z[np.repeat(near, BLOCK, axis=1)[:, :channels]] = 0
     return (z / sigma if sigma > 0 else z).astype(np.float32)
 
 

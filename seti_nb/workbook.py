@@ -19,6 +19,7 @@ from matplotlib_inline.backend_inline import set_matplotlib_formats
 from .cadence import Geometry
 from .config import SynthConfig
 from .data import read_labels, read_truth, unfinished_synthesis
+from .observation import VERSION as OBSERVATION_VERSION
 from .observation import synthesize_observation
 from .runtime import new_folder, pick_device, project_dir, runs_dir, seed_everything
 from .synth import VERSION, synthesize
@@ -61,9 +62,9 @@ def ensure_twins(config: SynthConfig = TWIN_DATA) -> Path:
 
 def ensure_observation(parent: Path, channels: int = 2**20, seed: int = 1) -> Path:
     """A synthetic BL observation (`synthesize_observation`: six .h5 files and truth.csv) in the folder `parent`
-    (beside the data set), `observation-<channels>-s<seed>`, written on first use (atomically: an interrupted one
-    leaves nothing)."""
-    path = Path(parent) / f"observation-{channels}-s{seed}"
+    (beside the data set), `observation-<channels>-s<seed>-v<its version>`, written on first use (atomically: an
+    interrupted one leaves nothing)."""
+    path = Path(parent) / f"observation-{channels}-s{seed}-v{OBSERVATION_VERSION}"
     if not path.is_dir():
         print(f"writing a synthetic observation ({channels} channels, seed {seed}) to {path.name}")
         synthesize_observation(path, channels, seed)

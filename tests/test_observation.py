@@ -30,7 +30,7 @@ def observation(tmp_path_factory):
 def test_a_synthetic_observation_reads_back_as_a_cadence_with_its_signals_where_the_truth_says(kind, tmp_path):
     """One bright signal (one kind an observation, so no other path crosses it): the path, continued in cadence
     time, is bright in the scans the truth names and nowhere else."""
-    counts = {"needles": 0, "interference": 0, "stationary": 0, kind: 1}
+    counts = {"needles": 0, "interference": 0, "stationary": 0, "bursts": 0, kind: 1}
     observation = synthesize_observation(tmp_path / "o", channels=4096, seed=5, snr_range=(200, 201),
                                          progress=False, **counts)
     scans = read_observation(observation_files(observation))

@@ -17,7 +17,7 @@ from seti_nb.scan import Cadence, chunks, scan
 @pytest.fixture(scope="module")
 def observation(tmp_path_factory):
     """131,072 channels (two chunks of the search): four needles, four interference paths continuous through all
-    six scans, two stationary lines, SNR 30-60 (seed 4: no path crosses another's)."""
+    six scans, two stationary lines, SNR 30-60 (seed 4: no path crosses another's), four broadband bursts."""
     return synthesize_observation(tmp_path_factory.mktemp("obs") / "o", channels=2**17, seed=4, needles=4,
                                   interference=4, stationary=2, snr_range=(30, 60), progress=False)
 
@@ -36,7 +36,7 @@ def _on(events: pd.DataFrame, signal) -> pd.Series:
 def test_every_needle_is_found_at_level_3_and_nothing_else_passes_the_on_off_filter(observation, result):
     truth = pd.read_csv(observation / "truth.csv")
     events = result.candidates
-    for signal in truth.itertuples():
+    for signal in truth[truth.kind != "burst"].itertuples():
         mine = events[_on(events, signal)]
         if signal.kind == "needle":
             assert (mine["level"] == 3).any(), (signal, events)
@@ -44,7 +44,8 @@ def test_every_needle_is_found_at_level_3_and_nothing_else_passes_the_on_off_fil
         else:  # continuous through all six scans: seen in the ON scans, vetoed by the OFF scans
             assert len(mine) and (mine["level"] == 1).all(), (signal, mine)
     passed = events[events["level"] >= 2]
-    assert len(passed) == (truth["kind"] == "needle").sum()  # one row a path, however many ON scans hit it
+    assert len(passed) == (truth["kind"] == "needle").sum()  # one row a path, however many ON scans hit it: no burst
+    assert (truth["kind"] == "burst").sum() == 4
     assert list(events["level"]) == sorted(events["level"], reverse=True)
     assert result.band_mhz == pytest.approx(2**17 * 2.7939677238464355e-6)
     assert "level 3: 4" in result.summary()
@@ -156,8 +157,25 @@ def test_a_needle_crossing_other_signals_is_kept_and_crossing_interference_is_no
         {"kind": "interference", "channel": 19700, "drift_hz_s": -1.5, "snr": 40, "width_hz": 10},  # cross in OFF1
     ]
     observation = synthesize_observation(tmp_path / "o", channels=2**15, seed=8, needles=0, interference=0,
-                                         stationary=0, signals=crossing, progress=False)
+                                         stationary=0, bursts=0, signals=crossing, progress=False)
     events = scan(observation_files(observation), progress=False, workers=1).candidates
     for signal in pd.read_csv(observation / "truth.csv").itertuples():
         levels = set(events[_on(events, signal)]["level"])
         assert levels == ({3} if signal.kind == "needle" else {1}), (signal, events)
+
+
+def test_broadband_bursts_make_no_event_and_hide_no_needle(tmp_path):
+    """Eight bursts (a few rows of one scan, ON or OFF, 2-20 sigma a channel over a tenth of the band or more) in
+    65,536 channels: a burst's rows are set aside block by block, so no steep path summing a burst's row (Doppler
+    smearing sums a row's channels) passes the ON/OFF filter, and the needles among them are still found. Without
+    it, here, a needle is lost and eight paths through the bursts pass as events."""
+    needles = [{"kind": "needle", "channel": c, "drift_hz_s": d, "snr": 40, "width_hz": 10}
+               for c, d in ((8000, -3.0), (30000, 0.5), (52000, 2.0))]
+    observation = synthesize_observation(tmp_path / "o", channels=2**16, seed=9, needles=0, interference=0,
+                                         stationary=0, bursts=8, signals=needles, progress=False)
+    events = scan(observation_files(observation), progress=False).candidates
+    truth = pd.read_csv(observation / "truth.csv")
+    assert (truth.kind == "burst").sum() == 8
+    for signal in truth[truth.kind == "needle"].itertuples():
+        assert (events[_on(events, signal)]["level"] >= 2).any(), (signal, events)
+    assert (events["level"] >= 2).sum() == len(needles), events
