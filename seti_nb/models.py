@@ -65,7 +65,7 @@ class CadenceCNN(nn.Module):
        then the strongest and the mean over the three ON scans (a needle may be in only one of them).
     """
 
-    def __init__(self, in_channels: int = 6, width: int = 8, context: bool = True):
+    def __init__(self, in_channels: int = 6, width: int = 16, context: bool = True):
         super().__init__()
         if in_channels != len(ON_FRAMES) + len(OFF_FRAMES):
             raise ValueError(f"cadence-cnn takes the 'frames' layout (6 channels), got {in_channels} channels")

@@ -359,5 +359,6 @@ def model_from_checkpoint(checkpoint: dict, path: str | Path = "checkpoint") -> 
         model.load_state_dict(checkpoint["model"])
     except RuntimeError:
         raise ValueError(f"{path}: its weights do not fit {meta['model']} with {meta['in_channels']} input "
-                         "channels (a damaged or edited checkpoint)") from None
+                         "channels as this seti-nb builds it (a damaged or edited checkpoint, or one of an earlier "
+                         "version: train it again)") from None
     return model
