@@ -298,7 +298,7 @@ def test_training_on_two_processes_matches_one(synth_data, tmp_path):
     from seti_nb.study import splits
 
     settings = ["train", "--data", str(synth_data), "--time-average", "16", "--channel-average", "4", "--epochs", "4",
-                "--inject", "1", "--lr", "3e-3"]
+                "--inject", "1"]
     runs = {}
     for n in (1, 2):
         assert main([*settings, "--nproc", str(n), "--out", str(tmp_path / f"n{n}")]) == 0
