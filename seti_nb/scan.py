@@ -3,18 +3,17 @@ along each hit's path, as turboSETI's `FindDoppler` + `find_event` do, in freque
 whatever the files' size.
 
 Each chunk (with a margin of the farthest a path can move over the cadence on either side) is read from the six
-files with blimpy, flattened (each scan divided by its bandpass, the median over time smoothed over 256-channel
-blocks, and put in units of its noise), de-Dopplered scan by scan at the files' own resolution with Doppler smearing
-summed (`dedoppler_blocks`), and reduced as it is made to a few profiles a scan: the strongest path starting and
-ending at every channel (in an OFF scan, for each band of drifts). Hits are the ON scans' strongest paths (one a
-stretch of band a path covers, as turboSETI's `tophitsearch`); each is followed in cadence time into the five other
-scans, where its SNR is read within `veto_channels` plus `path_slack` times the channels extrapolated of where the
-path has moved by then, and in an OFF scan among paths of drifts near the hit's only (the path continued drifts as
-it does; a signal crossing it there does not, nor does a steep path's sidelobe where it crosses a bright line).
-Level 1: an ON hit. Level 2: and no OFF scan holds a signal on the path above `veto_bar` and a quarter of the hit's
-SNR (nor above `veto_threshold` at the hit's own channels: interference restarting in every scan). Level 3: and the
-path is above `threshold` in all three ON scans. One row a path: the hits of one path in several ON scans are one
-event.
+files with blimpy, flattened (each scan divided by its bandpass, in units of its noise, a burst's rows set aside),
+de-Dopplered scan by scan at the files' own resolution with Doppler smearing summed (`dedoppler_blocks`), and
+reduced as it is made to a few profiles a scan: the strongest path starting and ending at every channel (in an OFF
+scan, for each band of drifts). Hits are the ON scans' strongest paths (one a stretch of band a path covers, as
+turboSETI's `tophitsearch`); each is followed in cadence time into the five other scans, where its SNR is read
+within `veto_channels` plus `path_slack` times the channels extrapolated of where the path has moved by then, and in
+an OFF scan among paths of drifts near the hit's only (the path continued drifts as it does; a signal crossing it
+there does not, nor does a steep path's sidelobe where it crosses a bright line). Level 1: an ON hit. Level 2: and
+no OFF scan holds a signal on the path above `veto_bar` and a quarter of the hit's SNR (nor above `veto_threshold`
+at the hit's own channels: interference restarting in every scan). Level 3: and the path is above `threshold` in all
+three ON scans. One row a path: the hits of one path in several ON scans are one event.
 """
 
 from __future__ import annotations
@@ -121,23 +120,19 @@ def read_chunk(path: str, grid: Grid, lo: int, hi: int, rows: int) -> np.ndarray
 def flatten(x: np.ndarray) -> np.ndarray:
     """A scan `(rows, channels)` in units of its noise: divided by its bandpass (the median over time, its median
     over 256-channel blocks interpolated, so narrow lines do not bend it), each row's offset removed, divided by a
-    robust standard deviation (1.4826 x the median absolute deviation). A row lifted over a 256-channel block by more
-    than `BURST_SIGMA` is a broadband burst's: set to zero there and in the blocks beside it (its edges)."""
+    robust sigma (1.4826 x the median absolute deviation). A row lifted over a block by more than `BURST_SIGMA` is a
+    broadband burst's: set to zero there and in the blocks beside it (its edges)."""
     rows, channels = x.shape
-    blocks = -(-channels // BLOCK)
-    spectrum = np.median(x, axis=0)
-    padded = np.pad(spectrum, (0, blocks * BLOCK - channels), mode="edge").reshape(blocks, BLOCK)
-    centres = np.minimum(np.arange(blocks) * BLOCK + BLOCK / 2, channels - 1)
+    pad = -channels % BLOCK  # the last block padded with its edge
+    padded = np.pad(np.median(x, axis=0), (0, pad), mode="edge").reshape(-1, BLOCK)
+    centres = np.minimum(np.arange(0, channels, BLOCK) + BLOCK / 2, channels - 1)
     bandpass = np.interp(np.arange(channels), centres, np.median(padded, axis=1))
     z = x / np.where(bandpass > 0, bandpass, np.inf) - 1
     z -= np.median(z, axis=1, keepdims=True)
     sigma = 1.4826 * np.median(np.abs(z))
-    lifted = np.median(np.pad(z, ((0, 0), (0, blocks * BLOCK - channels)), mode="edge").reshape(rows, blocks, BLOCK),
-                       axis=2)
-    burst = np.abs(lifted) > BURST_SIGMA * sigma
-    near = burst.copy()
-    near[:, 1:] |= burst[:, :-1]
-    near[:, :-1] |= burst[:, 1:]
+    burst = np.abs(np.median(np.pad(z, ((0, 0), (0, pad)), mode="edge").reshape(rows, -1, BLOCK), axis=2)) > (
+        BURST_SIGMA * sigma)
+    near = burst | np.pad(burst[:, 1:], ((0, 0), (0, 1))) | np.pad(burst[:, :-1], ((0, 0), (1, 0)))
     z[np.repeat(near, BLOCK, axis=1)[:, :channels]] = 0
     return (z / sigma if sigma > 0 else z).astype(np.float32)
 
@@ -305,8 +300,7 @@ def search_chunk(span: tuple[int, int], cadence: Cadence, settings: SearchSettin
         events.append(pd.DataFrame({
             "frequency_mhz": g.fch1_mhz + channel0 * g.channel_hz / 1e6, "drift_hz_s": rate * g.channel_hz,
             "level": level, "snr": np.nansum(on, axis=0) / np.sqrt(np.isfinite(on).sum(axis=0)),
-            **{f"snr_on{i + 1}": on[i] for i in range(3)}, "off_snr": off_snr, "channel": channel0,
-            "found_in": k + 1}))
+            **{f"snr_on{i + 1}": on[i] for i in range(3)}, "off_snr": off_snr, "channel": channel0, "found_in": k + 1}))
     return pd.concat(events, ignore_index=True), n_hits
 
 
