@@ -56,7 +56,8 @@ def main() -> None:
         files = sorted(glob.glob(str(folder / "[0-5]_[ABCD].h5")))
         truth = pd.read_csv(folder / "truth.csv")
         needles = truth[truth.kind == "needle"].reset_index(drop=True)
-        low, high = read_scan(files[0]).grid.band_mhz
+        grid = read_scan(files[0]).grid
+        (low, high), row_seconds = grid.band_mhz, grid.row_seconds
         band_mhz = high - low
         ours_s, ours_gb = timed([str(SETI_NB), "scan", *files, "--out", str(work / "scan.csv"), "--workers", "1"])
         (work / "turboseti").mkdir()
@@ -68,7 +69,7 @@ def main() -> None:
     rows = []
     for name, table, seconds, gb in (("seti-nb scan", scan, ours_s, ours_gb),
                                      ("turboSETI level 3", events, theirs_s, theirs_gb)):
-        on = matches(needles, table)
+        on = matches(needles, table, row_seconds)
         hit = on.any(axis=1)
         bright = needles.snr >= 25
         rows.append({"search": name, "needles found": f"{hit.sum()}/{len(needles)}",

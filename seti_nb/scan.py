@@ -360,8 +360,8 @@ def scan(paths, settings: SearchSettings = SearchSettings(), f_range=None, worke
 
 def turboseti_candidates(paths, work, max_drift_hz_s: float = 4.0, snr: float = 10.0) -> pd.DataFrame:
     """turboSETI's own search and level-3 event filter (`turboseti.turboseti_events`) on the same six files, into
-    the folder `work`: one row an ON hit of an event, its frequency (MHz) at the start of its scan, drift, SNR, and
-    when that scan starts (seconds from the first)."""
+    the folder `work`: one row an ON hit of an event, its frequency (MHz) at its scan's start, drift, SNR, and when
+    that scan starts (seconds from the first)."""
     cadence = Cadence.of(paths)
     Path(work).mkdir(parents=True, exist_ok=True)
     events = turboseti_events(cadence.paths, work, max_drift_hz_s, snr)[3]
@@ -373,15 +373,15 @@ def turboseti_candidates(paths, work, max_drift_hz_s: float = 4.0, snr: float = 
                          "start_s": (number["MJD"] - mjd0) * 86400.0})
 
 
-def matches(signals: pd.DataFrame, events: pd.DataFrame) -> np.ndarray:
+def matches(signals: pd.DataFrame, events: pd.DataFrame, row_seconds: float) -> np.ndarray:
     """Which event lies on which signal of a truth table (`synthesize_observation`'s), `(signals, events)`: within
-    0.3 Hz/s of the signal's drift, and within 50 Hz (and 1 % of the distance drifted) of where its path is at the
-    event's time (`start_s`, seconds from the cadence's start; 0 where absent, as for the scan's own candidates).
-    A signal no event lies on is missed; an event on no needle is a false candidate."""
+    0.3 Hz/s of its drift and within 50 Hz, one row's drift (a signal smears over drift x `row_seconds` in a row) and
+    1 % of the distance drifted of where its path is at the event's time (`start_s`, seconds from the cadence's start;
+    0 where absent, as for the scan's own candidates). A signal no event lies on is missed; an event on none, false."""
     when = events["start_s"].to_numpy(float) if "start_s" in events else np.zeros(len(events))
     drift = signals["drift_hz_s"].to_numpy(float)[:, None]
     at = signals["frequency_mhz"].to_numpy(float)[:, None] + drift * when / 1e6
-    slack = 50e-6 + 0.01 * np.abs(drift) * when / 1e6
+    slack = (50 + np.abs(drift) * (row_seconds + 0.01 * when)) / 1e6
     return ((np.abs(events["frequency_mhz"].to_numpy(float) - at) <= slack)
             & (np.abs(events["drift_hz_s"].to_numpy(float) - drift) <= 0.3))
 

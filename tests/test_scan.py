@@ -51,6 +51,19 @@ def test_every_needle_is_found_at_level_3_and_nothing_else_passes_the_on_off_fil
     assert "level 3: 4" in result.summary()
 
 
+def test_an_event_matches_a_signal_within_one_row_of_its_drift():
+    """The benchmark's and 07's truth matching: a steep path is placed no better than one row's drift (the 4-coarse-
+    channel benchmark's needle at 3.59 Hz/s was found 62 Hz away at 3.54 Hz/s, and counted as a false event)."""
+    row_s, drift = 18.25, 3.59
+    signal = pd.DataFrame({"frequency_mhz": [1417.976167], "drift_hz_s": [drift]})
+    hz = np.array([0, 62, 0.9 * drift * row_s + 50, 1.1 * drift * row_s + 50, 3 * drift * row_s])
+    events = pd.DataFrame({"frequency_mhz": 1417.976167 + hz / 1e6, "drift_hz_s": 3.54})
+    assert list(scan_module.matches(signal, events, row_s)[0]) == [True, True, True, False, False]
+    later = events.assign(start_s=600.0, frequency_mhz=events.frequency_mhz + drift * 600 / 1e6)  # turboSETI's
+    assert list(scan_module.matches(signal, later, row_s)[0]) == [True, True, True, True, False]  # + 1 % drifted
+    assert not scan_module.matches(signal, events.assign(drift_hz_s=drift + 0.4), row_s).any()
+
+
 def test_the_table_is_the_same_whatever_the_chunks_or_processes(observation, result):
     files = observation_files(observation)
     again = scan(files, progress=False, workers=2)
