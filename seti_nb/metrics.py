@@ -144,6 +144,29 @@ def recall_table(truth: pd.DataFrame, scores: dict, fpr: float = 0.01, by: str =
     return pd.DataFrame(columns).assign(needles=needles)
 
 
+def haystacks_above(truth: pd.DataFrame, score, threshold: float) -> pd.DataFrame:
+    """Where a detector's false positives come from: for each background form the synthetic truth table names
+    (its `backgrounds` column, rows aligned with `score`), the haystacks that carry it, the share of them above
+    `threshold` (the detector's operating point) against the share of the haystacks without it, and how many of
+    the haystacks above the threshold carry it; the form most over-represented first, after a row of all
+    haystacks. A form that passes far more often than the rest is what would fill a survey's candidate list."""
+    above = pd.Series(np.asarray(score, dtype=float) > threshold, index=truth.index)[truth.target == 0]
+    forms = truth.backgrounds[truth.target == 0].fillna("").str.split(",")
+    rows = {}
+    for form in sorted({f for names in forms for f in names if f}):
+        carries = forms.apply(lambda names, f=form: f in names)
+        rows[form] = {"haystacks": int(carries.sum()), "share above": above[carries].mean(),
+                      "share above without it": above[~carries].mean(), "of those above": int(above[carries].sum())}
+    table = pd.DataFrame(rows).T
+    table["ratio"] = table["share above"] / table["share above without it"].where(lambda share: share > 0)
+    table = table.sort_values("ratio", ascending=False).drop(columns="ratio")
+    every = pd.DataFrame({"haystacks": len(above), "share above": above.mean(), "share above without it": np.nan,
+                          "of those above": int(above.sum())}, index=["all haystacks"])
+    table = pd.concat([every, table]).astype({"haystacks": int, "of those above": int})
+    table.index.name = "background"
+    return table
+
+
 def twin_table(twins: pd.DataFrame, scores: dict, thresholds: dict | None = None) -> pd.DataFrame:
     """The twin test of several detectors, one row each ({name: scores aligned with `twins`}, the twin set's truth:
     `pair`, `target`, `kind`, `snr`). A pair is ranked right when the needle scores above its interference twin (a

@@ -196,3 +196,15 @@ def test_twin_table_counts_pairs_ranked_right_and_twins_above_threshold():
     assert row["pairs right"] == (1 + 0.5 + 0 + 1) / 4 and row["line"] == 0.75 and row["sine"] == 0.5
     assert row["SNR 8-15"] == 1.0 and row["SNR 15-30"] == 0.5 and row["SNR 30+"] == 0.5
     assert row["twins above threshold"] == 0.5 and row["needles above threshold"] == 0.5  # 0.8, 0.6; 0.9, 0.7
+
+
+def test_haystacks_above_names_the_background_that_fills_the_candidate_list():
+    truth = pd.DataFrame({"target": [0, 0, 0, 0, 0, 0, 1],
+                          "backgrounds": ["ripple,continuous", "continuous", "ripple", "ripple", None, "rfi", ""]})
+    score = np.array([0.9, 0.8, 0.9, 0.1, 0.2, 0.1, 0.95])  # two of two continuous above 0.5, one of four others
+    table = metrics.haystacks_above(truth, score, 0.5)
+    assert table.index[0] == "all haystacks" and table.index[1] == "continuous", "the most over-represented first"
+    assert table.loc["all haystacks", "haystacks"] == 6 and table.loc["all haystacks", "of those above"] == 3
+    assert table.loc["continuous", "share above"] == 1.0 and table.loc["continuous", "share above without it"] == 0.25
+    assert table.loc["ripple", "haystacks"] == 3 and table.loc["ripple", "of those above"] == 2
+    assert table.loc["rfi", "share above"] == 0.0 and "" not in table.index, "the needle and empty names ignored"
