@@ -1,0 +1,79 @@
+"""Which forms of interference a trained model lets through, where its test split cannot say (a few dozen haystacks
+pass its 1 % threshold there): signals continuous in cadence time, drawn as the generator draws its `continuous`
+interference (`signals.continuous_path`: the needles' kinds, widths, drifts and SNRs, through all six scans or a run
+of three to five), rendered onto the test split's haystacks that carry none, and scored; the share above the run's
+1 % FPR threshold (from its own test scores) by the scans the path is seen in, its kind, drift and SNR.
+
+    .venv/bin/python benchmarks/interference_forms.py RUN_DIR [--data DIR] [--haystacks 1000] [--repeats 3] [--seed 5]
+
+RUN_DIR: a training run's folder with `best.pt` and `test_scores.csv` (`seti-nb train`, or a notebook's run such as
+`runs/04_efficientnet_transfer-*/cadence-cnn`). A model that knows the ON/OFF rule lets none through, whatever the
+form; the clean haystacks' own share comes first, for comparison. Prints cadences/s of the scoring too.
+"""
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from seti_nb import data, metrics
+from seti_nb.dataset import to_layout
+from seti_nb.preprocess import Preprocess
+from seti_nb.signals import continuous_path, render
+from seti_nb.study import with_truth
+from seti_nb.train import load_checkpoint, model_from_checkpoint
+from seti_nb.workbook import ensure_data
+
+SNR_RANGE = (8.0, 80.0)  # the twin test's: from where a good detector starts to find needles
+
+
+def scored(model, images: list[np.ndarray], batch: int = 128) -> np.ndarray:
+    with torch.no_grad():
+        return np.concatenate([torch.sigmoid(model(torch.as_tensor(np.stack(images[i:i + batch])))).flatten().numpy()
+                               for i in range(0, len(images), batch)])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path)
+    parser.add_argument("--data", default="")
+    parser.add_argument("--haystacks", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=5)
+    args = parser.parse_args()
+    root = ensure_data(args.data)
+    checkpoint = load_checkpoint(args.run / "best.pt")
+    model, meta = model_from_checkpoint(checkpoint, args.run / "best.pt").eval(), checkpoint["meta"]
+    preprocess = Preprocess(**meta["preprocess"])
+    test = with_truth(root, pd.read_csv(args.run / "test_scores.csv", dtype={"id": str}))
+    threshold = metrics.threshold_at_fpr(test.target, test.score, 0.01)
+    clean = test[(test.target == 0) & ~test.backgrounds.fillna("").str.contains("continuous")].head(args.haystacks)
+    scans = [preprocess(data.read_cadence(root, i)) for i in clean.id]
+    rng, rows, images = np.random.default_rng(args.seed), [], []
+    for _ in range(args.repeats):
+        for x in scans:
+            params, frames = continuous_path(rng, SNR_RANGE)
+            image = x + render(params, frames, preprocess, rng)
+            images.append(to_layout(np.clip(image, -preprocess.clip, preprocess.clip) if preprocess.clip else image,
+                                    meta["layout"]))
+            rows.append({"scans": "".join(map(str, frames)), "kind": params["kind"], "SNR": params["snr"],
+                         "drift (channels a row)": abs(params["drift_px"])})
+    start = time.perf_counter()
+    table = pd.DataFrame(rows).assign(above=scored(model, images) > threshold)
+    seconds = time.perf_counter() - start
+    print(f"{args.run}: 1 % FPR threshold {threshold:.4f}; clean haystacks above it: "
+          f"{(clean.score > threshold).mean():.1%} of {len(clean)}; with one continuous signal: "
+          f"{table.above.mean():.1%} of {len(table)} ({len(table) / seconds:.0f} cadences/s scored)")
+    table["SNR"] = pd.cut(table.SNR, [8, 15, 30, 80], right=False)
+    table["drift (channels a row)"] = pd.cut(table["drift (channels a row)"], [0, 0.01, 0.03, 0.1, 0.4])
+    for by in ("scans", "kind", "drift (channels a row)", "SNR"):
+        share = table.groupby(by, observed=True).above.agg(["mean", "size"]).rename(
+            columns={"mean": "share above threshold", "size": "signals"})
+        print(share.sort_values("share above threshold", ascending=False).round(3).to_string(), "\n")
+
+
+if __name__ == "__main__":
+    main()
