@@ -172,7 +172,8 @@ def twin_table(twins: pd.DataFrame, scores: dict, thresholds: dict | None = None
     `pair`, `target`, `kind`, `snr`). A pair is ranked right when the needle scores above its interference twin (a
     tie counts half): overall, by path kind and by SNR. With `thresholds` ({name: the detector's 1 % FPR threshold
     on its own test split}), also the share of interference twins, and of needles, above it: how much interference
-    would join a survey's candidate list."""
+    would join a survey's candidate list; and the pairs ranked right among those whose needle passes it, which
+    tells the rule from sensitivity (a needle the detector does not see is ranked against its twin by the noise)."""
     rows = {}
     for name, score in scores.items():
         table = twins.assign(score=np.asarray(score, dtype=float))
@@ -183,8 +184,10 @@ def twin_table(twins: pd.DataFrame, scores: dict, thresholds: dict | None = None
         row = {"pairs right": right.mean(), **right.groupby(needle.kind).mean(),
                **right.groupby(snr, observed=True).mean()}
         if thresholds is not None and name in thresholds:
+            seen = needle.score > thresholds[name]
             row.update({"twins above threshold": float((twin.score > thresholds[name]).mean()),
-                        "needles above threshold": float((needle.score > thresholds[name]).mean())})
+                        "needles above threshold": float(seen.mean()),
+                        "pairs right, needle above threshold": right[seen].mean() if seen.any() else np.nan})
         rows[name] = row
     return pd.DataFrame(rows).T.astype(float)
 

@@ -196,6 +196,8 @@ def test_twin_table_counts_pairs_ranked_right_and_twins_above_threshold():
     assert row["pairs right"] == (1 + 0.5 + 0 + 1) / 4 and row["line"] == 0.75 and row["sine"] == 0.5
     assert row["SNR 8-15"] == 1.0 and row["SNR 15-30"] == 0.5 and row["SNR 30+"] == 0.5
     assert row["twins above threshold"] == 0.5 and row["needles above threshold"] == 0.5  # 0.8, 0.6; 0.9, 0.7
+    # the needles it sees (0.9, 0.7) are both above their twins; the pairs it gets wrong are needles it does not see
+    assert row["pairs right, needle above threshold"] == 1.0
 
 
 def test_haystacks_above_names_the_background_that_fills_the_candidate_list():
