@@ -173,7 +173,8 @@ def twin_table(twins: pd.DataFrame, scores: dict, thresholds: dict | None = None
     tie counts half): overall, by path kind and by SNR. With `thresholds` ({name: the detector's 1 % FPR threshold
     on its own test split}), also the share of interference twins, and of needles, above it: how much interference
     would join a survey's candidate list; and the pairs ranked right among those whose needle passes it, which
-    tells the rule from sensitivity (a needle the detector does not see is ranked against its twin by the noise)."""
+    tells the rule from sensitivity: a needle below the threshold is not reported whatever its rank, so at a survey's
+    operating point the rule is this column and the twins above the threshold."""
     rows = {}
     for name, score in scores.items():
         table = twins.assign(score=np.asarray(score, dtype=float))
