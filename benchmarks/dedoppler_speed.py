@@ -15,8 +15,9 @@ import numpy as np
 import torch
 
 from seti_nb.data import cadence_path, load_cadence, read_labels
-from seti_nb.dedoppler import Search, brute_force, score_cadences, turboseti_scores
+from seti_nb.dedoppler import Search, brute_force, score_cadences
 from seti_nb.runtime import workers
+from seti_nb.turboseti import turboseti_scores
 from seti_nb.workbook import ensure_data
 
 

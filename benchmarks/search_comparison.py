@@ -14,7 +14,7 @@ from functools import partial
 
 import pandas as pd
 
-from seti_nb import data, dedoppler, filters, metrics, study
+from seti_nb import data, dedoppler, filters, metrics, study, turboseti
 from seti_nb.runtime import workers
 from seti_nb.workbook import ensure_data
 
@@ -40,7 +40,7 @@ def main():
     best_filter, filter_rate = timed(partial(filters.on_off_scores, settings=BEST_FILTER), root, ids, "study filter")
     search = dedoppler.Search()
     ours, ours_rate = timed(search.score, root, ids, "de-Doppler")
-    turbo, turbo_rate = timed(dedoppler.turboseti_scores, root, ids, "turboSETI")
+    turbo, turbo_rate = timed(turboseti.turboseti_scores, root, ids, "turboSETI")
     scores = {**{name: best_filter[name].to_numpy() for name in best_filter},
               **{f"de-Doppler, level {k[-1]}": ours[k].to_numpy() for k in ours},
               **{f"turboSETI, level {k[-1]}": turbo[k].to_numpy() for k in turbo}}

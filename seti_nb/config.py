@@ -110,7 +110,9 @@ class SearchSettings:
     signal vetoes an ON one; a path followed into another scan is searched for within `veto_channels` plus
     `path_slack` times the channels it was extrapolated by (curved paths leave the straight line they are searched
     along); OFF evidence above `veto_threshold` vetoes (just above the strongest noise along a path: the highest of
-    some ten thousand noise bins rarely reaches 5 sigmas).
+    some ten thousand noise bins rarely reaches 5 sigmas); a track that crosses from an ON scan into an OFF one
+    vetoes when every quarter-scan segment of it reaches `track_threshold` (above the strongest noise of a quarter
+    plane: 5.5-6 sigmas, since the noise of a short sum is skewed).
     """
 
     preprocess: Preprocess = Preprocess("off")
@@ -119,6 +121,7 @@ class SearchSettings:
     veto_channels: int = 3
     path_slack: float = 0.25
     veto_threshold: float = 5.0
+    track_threshold: float = 7.0
 
     def __post_init__(self):
         check_number("max_drift_hz_s", self.max_drift_hz_s, 0, 50, low_open=True)  # 50 Hz/s: far beyond BL's
@@ -126,6 +129,7 @@ class SearchSettings:
         check_whole("veto_channels", self.veto_channels, 0)
         check_number("path_slack", self.path_slack, 0, 1)
         check_number("veto_threshold", self.veto_threshold, 0, 1e4, low_open=True)
+        check_number("track_threshold", self.track_threshold, 0, 1e4, low_open=True)
 
 
 QUICK_PREPROCESS = Preprocess(bandpass="off", time_average=8, channel_average=2, clip=20.0)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,11 +23,12 @@ from scipy.ndimage import maximum_filter1d
 from .cache import cache_root, fingerprint, source_stem, tidy, touch
 from .cadence import KAGGLE, OFF_FRAMES, ON_FRAMES, Geometry
 from .config import SearchSettings
+from .crossing import crossing_tracks, ends, max_rows_shifted, window_max
 from .data import folder_geometry, map_cadences, side_ids
 from .preprocess import Preprocess
 from .runtime import check_writable
-from .synth import import_setigen
-from .turboseti import quiet, turboseti_events
+
+DRIFT_TOLERANCE = 0.25  # Hz/s: a track vetoes the ON bins its path meets that drift within this of it
 
 
 def power_of_two_rows(preprocess: Preprocess, geometry: Geometry = KAGGLE) -> int:
@@ -173,10 +173,10 @@ class Search(SearchSettings):
         """Shears of 0, 1, 2... channels per row, each followed by the tree's 0..1 channel per row."""
         return max(1, int(np.ceil(self.max_drift_hz_s * self.row_s / self.channel_hz)))
 
-    def drift_rates(self) -> np.ndarray:
-        """Drift rate (Hz/s) of each row of `transform`'s planes, from the steepest negative to the steepest
-        positive; the tree's index d over n rows drifts d / (n - 1) channels per row."""
-        n = self.rows
+    def drift_rates(self, rows: int | None = None) -> np.ndarray:
+        """Drift rate (Hz/s) of each row of the planes of `rows` rows (`transform`'s by default), from the steepest
+        negative to the steepest positive; the tree's index d over n rows drifts d / (n - 1) channels per row."""
+        n = rows or self.rows
         positive = np.array([s + d / (n - 1) for s in range(self.segments) for d in range(n)])
         return np.concatenate([-positive[::-1][:-1], positive]) * self.channel_hz / self.row_s
 
@@ -193,14 +193,53 @@ class Search(SearchSettings):
 
         1: the strongest ON bin (no veto). 2: the strongest ON bin after the OFF veto. 3: the combined SNR of one
         signal continuous in time through the ON scans, after the veto. The veto is the ON/OFF rule: an ON bin's
-        SNR is divided by how far the strongest OFF signal on its path exceeds `veto_threshold` (`off_evidence`),
-        a ratio, so interference of any brightness is vetoed relative to itself.
+        SNR is divided by how far the strongest OFF signal on its path exceeds `veto_threshold` (`off_evidence`, or
+        a track its path meets that crosses into an OFF scan: `crossing_evidence`), a ratio, so interference of any
+        brightness is vetoed relative to itself.
         """
-        planes = self.transform(self.preprocess(cadence))
+        scans = np.asarray(self.preprocess(cadence), dtype=np.float32)[:, : self.rows]
+        planes = self.transform(scans)
         on, off = planes[list(ON_FRAMES)], planes[list(OFF_FRAMES)]
-        vetoed = on / np.maximum(1.0, self.off_evidence(off) / self.veto_threshold)
+        evidence = np.maximum(self.off_evidence(off), self.crossing_evidence(scans))
+        vetoed = on / np.maximum(1.0, evidence / self.veto_threshold)
         level3 = self._continuous(vetoed)
         return {"level1": float(on.max()), "level2": float(vetoed.max()), "level3": float(level3)}
+
+    def crossing_evidence(self, scans: np.ndarray) -> np.ndarray:
+        """For each ON scan and bin of its plane, the strongest track crossing into a neighbouring OFF scan that
+        the bin's path meets at the start of one of the scan's quarters, drifting within `DRIFT_TOLERANCE` of the
+        bin (`crossing.crossing_tracks`: segments of `track_threshold` or more joined within `veto_channels`), in
+        `off_evidence`'s units: a track at `track_threshold` counts as OFF evidence at `veto_threshold`. `scans`:
+        the six preprocessed scans trimmed to `rows`; zero for scans of under 16 rows. Returns `(3, drifts,
+        channels)`."""
+        out = np.zeros((len(ON_FRAMES), len(self.drift_rates()), scans.shape[-1]), np.float32)
+        if self.rows < 16:
+            return out
+        q, steps = self.rows // 4, _crossing_steps(self)
+
+        def plane(frame: int, first: int) -> np.ndarray:
+            return dedoppler_plane(np.ascontiguousarray(scans[frame, first: first + q]), self.segments) / np.sqrt(q)
+
+        for k, on in enumerate(ON_FRAMES):
+            after = plane(on + 1, 0).max(axis=0) if on + 1 < len(scans) else None
+            before = None
+            if on > 0:
+                before = np.empty((1, scans.shape[-1]), np.float32)
+                ends(plane(on - 1, self.rows - q)[None], steps["end"], before)
+                before = before[0]
+            if all(p is None or p.max() < self.track_threshold for p in (after, before)):
+                continue  # no OFF segment strong enough at either boundary
+            tracks = crossing_tracks(np.stack([plane(on, j * q) for j in range(4)]), after, before,
+                                     steps["to_next"][k], steps["from_prev"][k], steps["step"],
+                                     self.track_threshold, self.veto_channels)
+            if tracks.max() < self.track_threshold:
+                continue  # no track crosses
+            met = np.full(out.shape[1:], -np.inf, np.float32)
+            for j in range(4):
+                table = maximum_filter1d(window_max(tracks[j], self.veto_channels), 2 * steps["near"] + 1, axis=0)
+                max_rows_shifted(table, steps["nearest"], steps["along"] * j, met)
+            out[k] = np.where(met >= self.track_threshold, met * (self.veto_threshold / self.track_threshold), 0.0)
+        return out
 
     def off_evidence(self, off: np.ndarray) -> np.ndarray:
         """For each ON scan and bin (drift, start channel) of its plane, the strongest OFF signal on that bin's path
@@ -217,9 +256,9 @@ class Search(SearchSettings):
         its drift), within `veto_channels` plus `path_slack` of the channels extrapolated; `outside` where the
         path has left the band. Returns `(len(sources), len(targets), drifts, channels)`."""
         channels = planes.shape[-1]
-        ends = np.empty((len(planes), channels), planes.dtype)
-        _ends(planes, _scan_shifts(self), ends)  # the strongest signal ending at each channel
-        profiles = np.concatenate([planes.max(axis=1), ends])  # ... and starting there: (2 n, channels)
+        reach = np.empty((len(planes), channels), planes.dtype)
+        ends(planes, _scan_shifts(self), reach)  # the strongest signal ending at each channel
+        profiles = np.concatenate([planes.max(axis=1), reach])  # ... and starting there: (2 n, channels)
         table = np.concatenate([maximum_filter1d(profiles, 2 * (self.veto_channels + w) + 1, axis=1, mode="constant",
                                                  cval=-np.inf) for w in _slack_steps(channels)])
         rows, shifts = _path_reading(self, channels, tuple(sources), tuple(targets))
@@ -260,15 +299,25 @@ def _scan_shifts(search: Search) -> np.ndarray:
     return np.rint(search.drift_rates() / search.channel_hz * (search.rows - 1) * search.row_s).astype(np.int64)
 
 
-@numba.njit(cache=True, boundscheck=False)
-def _ends(planes, shifts, out):
-    """out[k, c]: the strongest bin of plane k whose path ends at channel c (starts at c - shifts[drift])."""
-    n, drifts, channels = planes.shape
-    for k in range(n):
-        out[k, :] = 0.0
-        for d in range(drifts):
-            for c in range(max(0, shifts[d]), min(channels, channels + shifts[d])):
-                out[k, c] = max(out[k, c], planes[k, d, c - shifts[d]])
+@functools.lru_cache(maxsize=8)
+def _crossing_steps(search: Search) -> dict:
+    """The channels `crossing_evidence` moves by, for each drift of a quarter plane (`end`: from a segment's start
+    to its end; `step`: to the next quarter's start; `to_next`, `from_prev`, for each ON scan: from its last quarter's
+    start to the next OFF scan's start, from the previous OFF scan's end to its own start) and for each drift of a
+    whole plane (`along`: over a quarter); `nearest`: the quarter drift nearest each whole-plane drift, `near`: the
+    quarter drifts within `DRIFT_TOLERANCE`."""
+    n, q, start = search.rows, search.rows // 4, search.geometry.frame_start_s
+    px = search.drift_rates(q) / search.channel_hz  # channels a second
+
+    def whole(x):
+        return np.rint(x).astype(np.int64)
+
+    return {"end": whole(px * (q - 1) * search.row_s), "step": whole(px * q * search.row_s),
+            "to_next": [whole(px * (start(on + 1) - start(on) - (n - q) * search.row_s)) for on in ON_FRAMES],
+            "from_prev": [whole(px * (start(on) - start(on - 1) - (n - 1) * search.row_s)) for on in ON_FRAMES],
+            "along": whole(search.drift_rates() / search.channel_hz * search.row_s * q),
+            "nearest": np.abs(search.drift_rates()[:, None] - search.drift_rates(q)[None]).argmin(axis=1),
+            "near": int(round(DRIFT_TOLERANCE / (search.channel_hz / search.row_s / (q - 1))))}
 
 
 @numba.njit(cache=True, boundscheck=False)
@@ -340,36 +389,8 @@ def _scores_file(root, side: str, search: Search) -> Path:
     """Where the search's scores of `root`'s `side` are kept: named by the source, the search's settings and the
     source's fingerprint; older ones of the same settings are retired as the training caches are (`cache.tidy`)."""
     stem = (f"{source_stem(root, side, search.preprocess)}-dedoppler-d{search.max_drift_hz_s:g}_t{search.threshold:g}"
-            f"_v{search.veto_channels}_s{search.path_slack:g}_w{search.veto_threshold:g}")
+            f"_v{search.veto_channels}_s{search.path_slack:g}_w{search.veto_threshold:g}_x{search.track_threshold:g}"
+            f"_r{DRIFT_TOLERANCE:g}")
     key = fingerprint(root, side, side_ids(root, side), search.preprocess)
     tidy(stem, key)
     return cache_root() / f"{stem}-{key}.csv"
-
-
-# The preprocessing turboSETI 2.3.2 needs here: it pads a scan's rows to a power of two and fails when that
-# exceeds the channels (273 rows -> 512 > 256), so 17 rows are averaged into one (16 rows); each channel's median
-# over time is removed first (the bandpass), since turboSETI's SNR is relative to the whole spectrum.
-TURBOSETI_PREPROCESS = Preprocess("scan", time_average=17, gain=False)
-
-
-def turboseti_scores(cadence: np.ndarray, work: str | None = None, max_drift_hz_s: float = 4.0,
-                     snr: float = 10.0) -> dict:
-    """turboSETI itself on one cadence, through its real API: the six scans written as HDF5 files with setigen,
-    then `turboseti_events` at filter levels 1-3. A level's score is the highest SNR among the events it keeps (0
-    when it keeps none). `work` is an empty folder for the files (a temporary one, removed after, by default)."""
-    if work is None:
-        with tempfile.TemporaryDirectory(prefix="turboseti-") as work:
-            return turboseti_scores(cadence, work, max_drift_hz_s, snr)
-    sg = import_setigen()
-    prep = TURBOSETI_PREPROCESS
-    h5s = []
-    for i, scan in enumerate(prep(cadence)[:, : power_of_two_rows(prep)]):
-        frame = sg.Frame.from_data(KAGGLE.channel_hz, KAGGLE.row_seconds * prep.time_average, 6e9, True,
-                                   scan.astype(np.float64) + 10)
-        frame.t_start = 60000 * 86400 + KAGGLE.frame_start_s(i)  # turboSETI orders the scans by start time
-        frame.source_name = "target" if i in ON_FRAMES else f"off{i}"
-        h5s.append(os.path.join(work, f"scan{i}.h5"))
-        with quiet():
-            frame.save_h5(h5s[-1])
-    events = turboseti_events(h5s, work, max_drift_hz_s, snr, levels=(1, 2, 3))
-    return {f"level{k}": 0.0 if e is None or not len(e) else float(e.SNR.max()) for k, e in events.items()}

@@ -12,6 +12,8 @@ import random
 import shutil
 import signal
 import tempfile
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -169,27 +171,37 @@ def parallel_map(function, items, processes: int | None = None, ordered: bool = 
     module-level function, or a partial of one).
 
     Workers are spawned fresh (nothing inherited from a notebook's kernel), die with this process (even on
-    `kill -9`) and leave Ctrl-C to it; Ctrl-C or an error, in a worker or in `each`, stops them all at once.
+    `kill -9`) and leave Ctrl-C to it; Ctrl-C or an error, in a worker or in `each`, stops them all at once. A
+    worker that dies (a script that calls this without `if __name__ == "__main__":` kills every worker as it
+    starts, since a spawned worker runs the script's top level again) is an error, never a wait.
     With one process, the work runs here."""
     items = list(items)
     processes = min(workers(processes), len(items) or 1)
-    pool = get_context("spawn").Pool(processes, _worker_init, (os.getpid(),)) if processes > 1 else None
-    results = []
+    if processes == 1:
+        return [_each(function(item), each) for item in items]
+    pool = ProcessPoolExecutor(processes, get_context("spawn"), initializer=_worker_init, initargs=(os.getpid(),))
     try:
-        for result in ((pool.imap if ordered else pool.imap_unordered)(function, items) if pool
-                       else map(function, items)):
-            results.append(result)
-            if each is not None:
-                each(result)
+        futures = [pool.submit(function, item) for item in items]
+        results = {}
+        for future in (futures if ordered else as_completed(futures)):
+            results[future] = _each(future.result(), each)
+        return [results[future] for future in futures]
+    except BrokenProcessPool:
+        raise RuntimeError("worker processes died as they started; from a script, call the workbook under "
+                           "`if __name__ == \"__main__\":` (a spawned worker runs the script's top level "
+                           "again)") from None
     except BaseException:
-        if pool is not None:
-            pool.terminate()
+        for worker in list(pool._processes.values()):  # stopped now, not after their current item
+            worker.kill()
         raise
     finally:
-        if pool is not None:
-            pool.close()
-            pool.join()
-    return results
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _each(result, each):
+    if each is not None:
+        each(result)
+    return result
 
 
 def _worker_init(parent: int) -> None:

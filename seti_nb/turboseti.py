@@ -7,10 +7,15 @@ import contextlib
 import io
 import logging
 import os
+import tempfile
 import warnings
 from pathlib import Path
 
-from .cadence import N_FRAMES
+import numpy as np
+
+from .cadence import KAGGLE, N_FRAMES, ON_FRAMES
+from .dedoppler import power_of_two_rows
+from .preprocess import Preprocess
 from .synth import import_setigen
 
 
@@ -53,3 +58,32 @@ def turboseti_events(h5s, work, max_drift_hz_s: float = 4.0, snr: float = 10.0, 
         return {level: find_event_pipeline(os.path.join(work, "dat.lst"), os.path.join(work, "h5.lst"),
                                            filter_threshold=level, number_in_cadence=N_FRAMES, saving=False)
                 for level in levels}
+
+
+# The preprocessing turboSETI 2.3.2 needs here: it pads a scan's rows to a power of two and fails when that
+# exceeds the channels (273 rows -> 512 > 256), so 17 rows are averaged into one (16 rows); each channel's median
+# over time is removed first (the bandpass), since turboSETI's SNR is relative to the whole spectrum.
+TURBOSETI_PREPROCESS = Preprocess("scan", time_average=17, gain=False)
+
+
+def turboseti_scores(cadence: np.ndarray, work: str | None = None, max_drift_hz_s: float = 4.0,
+                     snr: float = 10.0) -> dict:
+    """turboSETI itself on one cadence, through its real API: the six scans written as HDF5 files with setigen,
+    then `turboseti_events` at filter levels 1-3. A level's score is the highest SNR among the events it keeps (0
+    when it keeps none). `work` is an empty folder for the files (a temporary one, removed after, by default)."""
+    if work is None:
+        with tempfile.TemporaryDirectory(prefix="turboseti-") as work:
+            return turboseti_scores(cadence, work, max_drift_hz_s, snr)
+    sg = import_setigen()
+    prep = TURBOSETI_PREPROCESS
+    h5s = []
+    for i, scan in enumerate(prep(cadence)[:, : power_of_two_rows(prep)]):
+        frame = sg.Frame.from_data(KAGGLE.channel_hz, KAGGLE.row_seconds * prep.time_average, 6e9, True,
+                                   scan.astype(np.float64) + 10)
+        frame.t_start = 60000 * 86400 + KAGGLE.frame_start_s(i)  # turboSETI orders the scans by start time
+        frame.source_name = "target" if i in ON_FRAMES else f"off{i}"
+        h5s.append(os.path.join(work, f"scan{i}.h5"))
+        with quiet():
+            frame.save_h5(h5s[-1])
+    events = turboseti_events(h5s, work, max_drift_hz_s, snr, levels=(1, 2, 3))
+    return {f"level{k}": 0.0 if e is None or not len(e) else float(e.SNR.max()) for k, e in events.items()}

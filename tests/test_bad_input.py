@@ -285,6 +285,21 @@ def test_killed_synthesis_leaves_no_worker_behind(tmp_path):
     assert not alive, "synthesis workers outlived a kill -9 of their parent"
 
 
+def test_a_script_without_a_main_guard_gets_an_error_not_a_hang(tiny, tmp_path):
+    """A spawned worker runs the calling script's top level again; without `if __name__ == "__main__":` every
+    worker dies as it starts. multiprocessing's Pool started new ones for ever (a script that never ended): the
+    caller gets one clear error instead."""
+    script = tmp_path / "search.py"
+    script.write_text("from seti_nb.data import read_labels\nfrom seti_nb.dedoppler import score_cadences\n"
+                      f"score_cadences({str(tiny)!r}, read_labels({str(tiny)!r}).id.tolist(), cache=False, "
+                      "progress=False, processes=2)\n")
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        'RuntimeError: worker processes died as they started; from a script, call the workbook under `if __name__ == '
+        '"__main__":` (a spawned worker runs the script\'s top level again)'), result.stderr[-2000:]
+
+
 # ---- caches that never serve stale data, and leave nothing behind ------------------------------------------------
 
 def _spoil_keeping_the_time(path: Path) -> None:

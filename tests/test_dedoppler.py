@@ -73,7 +73,7 @@ def test_cli_dedoppler_scores_like_a_model(synth_data, tmp_path):
 
 
 def test_turboseti_runs_through_its_real_api_and_vetoes_interference(tmp_path):
-    from seti_nb.dedoppler import turboseti_scores
+    from seti_nb.turboseti import turboseti_scores
 
     needle, interference = _cadence(3), _cadence(3)
     for frame in (0, 2, 4):
@@ -93,7 +93,7 @@ def test_turboseti_leaves_the_notebooks_figures_alone(tmp_path):
     import subprocess
     import sys
 
-    code = ("import matplotlib, numpy as np; matplotlib.use('svg'); from seti_nb.dedoppler import turboseti_scores; "
+    code = ("import matplotlib, numpy as np; matplotlib.use('svg'); from seti_nb.turboseti import turboseti_scores; "
             f"turboseti_scores(np.random.default_rng(0).standard_normal((6, 273, 256)), {str(tmp_path)!r}); "
             "print(matplotlib.get_backend())")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
@@ -129,6 +129,33 @@ def test_a_signal_continuous_through_all_six_scans_scores_as_low_as_noise_at_lev
               (("noise", noise), ("needle", needle), ("interference", interference))}
     assert levels["interference"] < 1.25 * levels["noise"], levels
     assert levels["needle"] > 3 * levels["noise"], levels
+
+
+def _add_sine(cadence, frame, channel, amplitude_channels, period_s, value):
+    """A sine path in cadence time (the bending interference a straight extrapolation misses)."""
+    for r in range(ROWS):
+        c = round(channel + amplitude_channels * np.sin(2 * np.pi * (frame_start_s(frame) + r * DT_S) / period_s))
+        if 0 <= c < CADENCE_SHAPE[2]:
+            cadence[frame, r, c] += value
+
+
+@pytest.mark.parametrize("amplitude, period_s", [(20, 500), (23, 520)])
+def test_a_bending_path_through_all_six_scans_is_vetoed_where_it_crosses_into_the_off_scans(amplitude, period_s):
+    """A sine of tens of channels: the best whole-scan bin is a chord whose straight continuation misses the track
+    in the OFF scans; the track followed quarter by quarter across the scan boundaries vetoes it down to the
+    noise, and leaves the same path in the ON scans only (a needle) exactly as it was."""
+    noise, needle, interference = _cadence(7), _cadence(7), _cadence(7)
+    for frame in range(6):
+        if frame in (0, 2, 4):
+            _add_sine(needle, frame, 128, amplitude, period_s, 5.0)
+        _add_sine(interference, frame, 128, amplitude, period_s, 5.0)
+    search, straight_only = Search(), Search(track_threshold=1e4)
+    levels = {name: search.score(c)["level3"] for name, c in
+              (("noise", noise), ("needle", needle), ("interference", interference))}
+    assert levels["interference"] < 1.25 * levels["noise"], levels
+    assert levels["needle"] > 3 * levels["noise"], levels
+    assert straight_only.score(interference)["level3"] > 1.75 * levels["noise"], "the straight veto alone misses it"
+    assert straight_only.score(needle)["level3"] == levels["needle"]
 
 
 def test_the_search_ranks_needles_above_their_interference_twins(tmp_path):
