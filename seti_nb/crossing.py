@@ -41,16 +41,9 @@ def read_shifted(profile: np.ndarray, shifts: np.ndarray, out: np.ndarray | None
     what it holds."""
     if out is None:
         out = np.full((len(shifts), profile.shape[-1]), -np.inf, np.float32)
-    _max_shifted(np.asarray(profile, np.float32), np.asarray(shifts, np.int64), out)
+    shifts = np.asarray(shifts, np.int64)
+    max_rows_shifted(np.asarray(profile, np.float32)[None], np.zeros_like(shifts), shifts, out)
     return out
-
-
-@numba.njit(cache=True, boundscheck=False)
-def _max_shifted(profile, shifts, out):
-    drifts, channels = out.shape
-    for d in range(drifts):
-        for c in range(max(0, -shifts[d]), min(channels, channels - shifts[d])):
-            out[d, c] = max(out[d, c], profile[c + shifts[d]])
 
 
 def crossing_tracks(quarters: np.ndarray, next_start, prev_end, to_next: np.ndarray, from_prev: np.ndarray,
