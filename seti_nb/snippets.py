@@ -1,5 +1,5 @@
-"""A scan's candidates as Kaggle-layout cadences: the six scans around each candidate's path, cut at the rows
-searched by 256 channels (frequency ascending, as the generator's), standardised scan by scan as the generator's
+"""A scan's candidates as Kaggle-layout cadences: the six scans along each candidate's path (de-drifted: the path
+stands in the middle), cut at the rows searched by 256 channels (frequency ascending, as the generator's), standardised scan by scan as the generator's
 are; scored by a checkpoint trained at that geometry, or written as a data folder that every other command reads
 (`seti-nb check`, `predict`, `dedoppler`, the notebooks' browsers)."""
 
@@ -32,21 +32,30 @@ def snippet_geometry(cadence: Cadence) -> Geometry:
 
 
 def cut(cadence: Cadence, candidate) -> tuple[np.ndarray, int]:
-    """The six scans around one candidate (a row of a scan's table), float16 `(6, rows, 256)`: centred on where
-    its path is halfway through the cadence, each scan standardised (mean 0, standard deviation 1); and the file
-    channel the window starts at."""
+    """The six scans around one candidate (a row of a scan's table), float16 `(6, rows, 256)`, de-drifted at the
+    candidate's drift: each row's window is centred where the candidate's path is halfway through that row, so its path
+    stands in the middle of all six scans however steep (a needle of 4 Hz/s crosses 418 channels in one BL scan,
+    1.6 of a fixed window), and the OFF scans are read where the path would be by then (interference that continues
+    through them stands there too). Each scan standardised (mean 0, standard deviation 1); and the file channel the
+    window starts at in the first row."""
     g = cadence.grid
     if g.channels < CHANNELS:
         raise DataError(f"{cadence.paths[0]}: {g.channels} channels, fewer than a snippet's {CHANNELS}")
-    middle_s = (cadence.starts_s[-1] + cadence.rows * g.row_seconds) / 2
-    centre = candidate["channel"] + candidate["drift_hz_s"] / g.channel_hz * middle_s
-    lo = int(np.clip(round(centre) - CHANNELS // 2, 0, g.channels - CHANNELS))
-    scans = np.stack([read_chunk(p, g, lo, lo + CHANNELS, cadence.rows) for p in cadence.paths]).astype(np.float64)
+    rate = candidate["drift_hz_s"] / g.channel_hz  # file channels a second
+    rows = np.arange(cadence.rows)
+    scans, firsts = [], []
+    for path, start in zip(cadence.paths, cadence.starts_s):
+        centre = candidate["channel"] + rate * (start + (rows + 0.5) * g.row_seconds)
+        lo = np.clip(np.rint(centre).astype(int) - CHANNELS // 2, 0, g.channels - CHANNELS)
+        chunk = read_chunk(path, g, int(lo.min()), int(lo.max()) + CHANNELS, cadence.rows)
+        scans.append(chunk[rows[:, None], (lo - lo.min())[:, None] + np.arange(CHANNELS)])
+        firsts.append(int(lo[0]))
+    scans = np.stack(scans).astype(np.float64)
     if g.channel_hz < 0:  # BL's files descend in frequency; snippets ascend, as the generator's
         scans = scans[..., ::-1]
     scans -= scans.mean(axis=(1, 2), keepdims=True)
     scans /= np.maximum(scans.std(axis=(1, 2), keepdims=True), np.finfo(np.float32).tiny)
-    return scans.astype(np.float16), lo
+    return scans.astype(np.float16), firsts[0]
 
 
 def cut_all(cadence: Cadence, candidates: pd.DataFrame, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:

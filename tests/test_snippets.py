@@ -16,6 +16,8 @@ from seti_nb.config import Run, TrainConfig
 from seti_nb.data import GEOMETRY, check_dataset, folder_geometry, read_cadence, read_labels, read_truth
 from seti_nb.observation import HIGH_RESOLUTION, observation_files, synthesize_observation
 from seti_nb.preprocess import Preprocess
+from seti_nb.scan import Cadence
+from seti_nb.snippets import cut
 from seti_nb.study import train_and_evaluate
 
 BL = Geometry(16, 256, HIGH_RESOLUTION["row_seconds"], HIGH_RESOLUTION["channel_hz"], 20.0)
@@ -111,6 +113,19 @@ def test_the_scan_scores_its_candidates_and_writes_them_as_a_kaggle_layout_folde
                                       side="test")
     assert browser.children[0].children[0].value == "any"  # no labels: every snippet is shown
     plt.close("all")
+
+
+def test_a_snippet_follows_its_candidates_path_through_all_six_scans(observation):
+    """Snippets are de-drifted at the candidate's drift: a needle of 2.6-3.4 Hz/s (it crosses 280-350 channels in
+    one scan, more than a window's 256) stands in the middle of the three ON scans and in none of the OFF scans,
+    interference in the middle of all six, whatever their drift."""
+    cadence = Cadence.of(observation_files(observation))
+    truth = pd.read_csv(observation / "truth.csv", dtype={"scans": str}).query("kind in ['needle', 'interference']")
+    assert truth.drift_hz_s.abs().max() > 2.5
+    for row in truth.itertuples():
+        snippet = cut(cadence, row._asdict())[0].astype(np.float32)
+        middle = snippet[..., 112:144].mean(axis=(1, 2)) - snippet[..., np.r_[0:64, 192:256]].mean(axis=(1, 2))
+        assert (middle > 0.2).tolist() == [str(i) in row.scans.split() for i in range(6)], (row.kind, middle)
 
 
 def test_a_file_needing_a_missing_compression_filter_is_named(observation, tmp_path, monkeypatch, capsys):
