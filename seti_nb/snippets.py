@@ -1,7 +1,7 @@
 """A scan's candidates as Kaggle-layout cadences: the six scans along each candidate's path (de-drifted: the path
-stands in the middle), cut at the rows searched by 256 channels (frequency ascending, as the generator's), standardised scan by scan as the generator's
-are; scored by a checkpoint trained at that geometry, or written as a data folder that every other command reads
-(`seti-nb check`, `predict`, `dedoppler`, the notebooks' browsers)."""
+stands in the middle), cut at the rows searched by 256 channels (frequency ascending, as the generator's),
+standardised scan by scan as the generator's are; scored by a checkpoint trained at that geometry, or written as a
+data folder that every other command reads (`seti-nb check`, `predict`, `dedoppler`, the notebooks' browsers)."""
 
 from __future__ import annotations
 

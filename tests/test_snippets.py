@@ -3,11 +3,13 @@ record it and refuse another, and a scan's candidates as a Kaggle-layout folder 
 reads and a checkpoint trained at the files' geometry scores."""
 
 import json
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+import setigen
 
 from seti_nb import plots, widgets
 from seti_nb.cadence import KAGGLE, Geometry
@@ -65,6 +67,20 @@ def test_synth_like_makes_cadences_at_the_files_geometry(like, tiny, tmp_path):
     (spoilt / GEOMETRY).write_text(json.dumps({**BL.to_dict(), "rows": "sixteen"}))
     report = check_dataset(spoilt, progress=False)
     assert not report.ok and GEOMETRY in str(report) and "not a cadence geometry" in str(report)
+
+
+def test_synth_like_takes_the_geometry_of_a_real_gbt_file(tmp_path):
+    """setigen ships one real Green Bank scan (`assets/sample.fil`: Sgr B2, 32 rows of 1.43 s, 1,024 channels of
+    1.40 Hz, frequency descending): its header, not a synthetic one, gives the training cadences' grid."""
+    real = Path(setigen.__file__).parent / "assets" / "sample.fil"
+    if not real.is_file():
+        pytest.skip("this setigen ships no sample.fil")
+    assert main(["synth", str(tmp_path / "data"), "--like", str(real), "--n", "20", "--workers", "1"]) == 0
+    geometry = folder_geometry(tmp_path / "data")
+    assert (geometry.rows, geometry.channels) == (32, 256)
+    assert geometry.row_seconds == pytest.approx(1.4317, abs=1e-4)
+    assert geometry.channel_hz == pytest.approx(1.397, abs=1e-3)
+    assert read_cadence(tmp_path / "data", read_labels(tmp_path / "data").id[0]).shape == (6, 32, 256)
 
 
 def test_a_checkpoint_scores_only_the_geometry_it_was_trained_at(observation, like, checkpoint, tiny, tmp_path,
