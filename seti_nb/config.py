@@ -112,7 +112,9 @@ class SearchSettings:
     along); OFF evidence above `veto_threshold` vetoes (just above the strongest noise along a path: the highest of
     some ten thousand noise bins rarely reaches 5 sigmas); a track that crosses from an ON scan into an OFF one
     vetoes when every quarter-scan segment of it reaches `track_threshold` (above the strongest noise of a quarter
-    plane: 5.5-6 sigmas, since the noise of a short sum is skewed).
+    plane: 5.5-6 sigmas, since the noise of a short sum is skewed). The search is for narrowband signals: emission
+    wider than about half of `narrowband_channels` (the running median over that many channels of 8-row blocks,
+    subtracted: `preprocess.narrowband`) is removed first; every needle is narrower (at most 12 channels); 0: off.
     """
 
     preprocess: Preprocess = Preprocess("off")
@@ -122,6 +124,7 @@ class SearchSettings:
     path_slack: float = 0.25
     veto_threshold: float = 5.0
     track_threshold: float = 7.0
+    narrowband_channels: int = 65
 
     def __post_init__(self):
         check_number("max_drift_hz_s", self.max_drift_hz_s, 0, 50, low_open=True)  # 50 Hz/s: far beyond BL's
@@ -130,6 +133,7 @@ class SearchSettings:
         check_number("path_slack", self.path_slack, 0, 1)
         check_number("veto_threshold", self.veto_threshold, 0, 1e4, low_open=True)
         check_number("track_threshold", self.track_threshold, 0, 1e4, low_open=True)
+        check_whole("narrowband_channels", self.narrowband_channels, 0)
 
 
 QUICK_PREPROCESS = Preprocess(bandpass="off", time_average=8, channel_average=2, clip=20.0)

@@ -25,7 +25,7 @@ from .cadence import KAGGLE, OFF_FRAMES, ON_FRAMES, Geometry
 from .config import SearchSettings
 from .crossing import crossing_tracks, ends, max_rows_shifted, window_max
 from .data import folder_geometry, map_cadences, side_ids
-from .preprocess import Preprocess
+from .preprocess import Preprocess, narrowband
 from .runtime import check_writable
 
 DRIFT_TOLERANCE = 0.25  # Hz/s: a track vetoes the ON bins its path meets that drift within this of it
@@ -189,7 +189,8 @@ class Search(SearchSettings):
         return planes
 
     def score(self, cadence: np.ndarray) -> dict[str, float]:
-        """Continuous cadence scores at turboSETI's three filter levels, from the raw cadence `(6, 273, 256)`.
+        """Continuous cadence scores at turboSETI's three filter levels, from the raw cadence `(6, 273, 256)`
+        (preprocessed, then emission wider than a needle removed: `preprocess.narrowband`).
 
         1: the strongest ON bin (no veto). 2: the strongest ON bin after the OFF veto. 3: the combined SNR of one
         signal continuous in time through the ON scans, after the veto. The veto is the ON/OFF rule: an ON bin's
@@ -197,7 +198,7 @@ class Search(SearchSettings):
         a track its path meets that crosses into an OFF scan: `crossing_evidence`), a ratio, so interference of any
         brightness is vetoed relative to itself.
         """
-        scans = np.asarray(self.preprocess(cadence), dtype=np.float32)[:, : self.rows]
+        scans = narrowband(np.asarray(self.preprocess(cadence), np.float32)[:, : self.rows], self.narrowband_channels)
         planes = self.transform(scans)
         on, off = planes[list(ON_FRAMES)], planes[list(OFF_FRAMES)]
         evidence = np.maximum(self.off_evidence(off), self.crossing_evidence(scans))
@@ -390,7 +391,7 @@ def _scores_file(root, side: str, search: Search) -> Path:
     source's fingerprint; older ones of the same settings are retired as the training caches are (`cache.tidy`)."""
     stem = (f"{source_stem(root, side, search.preprocess)}-dedoppler-d{search.max_drift_hz_s:g}_t{search.threshold:g}"
             f"_v{search.veto_channels}_s{search.path_slack:g}_w{search.veto_threshold:g}_x{search.track_threshold:g}"
-            f"_r{DRIFT_TOLERANCE:g}")
+            f"_r{DRIFT_TOLERANCE:g}_n{search.narrowband_channels}")
     key = fingerprint(root, side, side_ids(root, side), search.preprocess)
     tidy(stem, key)
     return cache_root() / f"{stem}-{key}.csv"
