@@ -33,11 +33,11 @@ def snippet_geometry(cadence: Cadence) -> Geometry:
 
 def cut(cadence: Cadence, candidate) -> tuple[np.ndarray, int]:
     """The six scans around one candidate (a row of a scan's table), float16 `(6, rows, 256)`, de-drifted at the
-    candidate's drift: each row's window is centred where the candidate's path is halfway through that row, so its path
-    stands in the middle of all six scans however steep (a needle of 4 Hz/s crosses 418 channels in one BL scan,
-    1.6 of a fixed window), and the OFF scans are read where the path would be by then (interference that continues
-    through them stands there too). Each scan standardised (mean 0, standard deviation 1); and the file channel the
-    window starts at in the first row."""
+    candidate's drift: each row's window is centred where the candidate's path is halfway through that row, so the
+    path stands in the middle of all six scans however steep (a needle of 4 Hz/s crosses 418 channels in one BL
+    scan, more than a fixed window's 256), and the OFF scans are read where the path would be by then (interference
+    that continues through them stands there too). Each scan standardised (mean 0, standard deviation 1); and the
+    file channel the window starts at in the first row."""
     g = cadence.grid
     if g.channels < CHANNELS:
         raise DataError(f"{cadence.paths[0]}: {g.channels} channels, fewer than a snippet's {CHANNELS}")
