@@ -25,7 +25,7 @@ from .cadence import KAGGLE, OFF_FRAMES, ON_FRAMES, Geometry
 from .config import SearchSettings
 from .crossing import crossing_tracks, ends, max_rows_shifted, window_max
 from .data import folder_geometry, map_cadences, side_ids
-from .preprocess import Preprocess, narrowband
+from .preprocess import NARROWBAND_EVERY, Preprocess, narrowband
 from .runtime import check_writable
 
 DRIFT_TOLERANCE = 0.25  # Hz/s: a track vetoes the ON bins its path meets that drift within this of it
@@ -391,7 +391,7 @@ def _scores_file(root, side: str, search: Search) -> Path:
     source's fingerprint; older ones of the same settings are retired as the training caches are (`cache.tidy`)."""
     stem = (f"{source_stem(root, side, search.preprocess)}-dedoppler-d{search.max_drift_hz_s:g}_t{search.threshold:g}"
             f"_v{search.veto_channels}_s{search.path_slack:g}_w{search.veto_threshold:g}_x{search.track_threshold:g}"
-            f"_r{DRIFT_TOLERANCE:g}_n{search.narrowband_channels}")
+            f"_r{DRIFT_TOLERANCE:g}_n{search.narrowband_channels}e{NARROWBAND_EVERY}")
     key = fingerprint(root, side, side_ids(root, side), search.preprocess)
     tidy(stem, key)
     return cache_root() / f"{stem}-{key}.csv"
