@@ -2,7 +2,8 @@
 pass its 1 % threshold there): signals continuous in cadence time, drawn as the generator draws its `continuous`
 interference (`signals.continuous_path`: the needles' kinds, widths, drifts and SNRs, through all six scans or a run
 of three to five), rendered onto the test split's haystacks that carry none, and scored; the share above the run's
-1 % FPR threshold (from its own test scores) by the scans the path is seen in, its kind, drift and SNR.
+1 % FPR threshold (from its own test scores) by the scans the path is seen in, its kind, drift and SNR, and with and
+without each of the haystack's other backgrounds.
 
     .venv/bin/python benchmarks/interference_forms.py RUN_DIR [--data DIR] [--haystacks 1000] [--repeats 3] [--seed 5]
 
@@ -24,6 +25,7 @@ from seti_nb.dataset import to_layout
 from seti_nb.preprocess import Preprocess
 from seti_nb.signals import continuous_path, render
 from seti_nb.study import with_truth
+from seti_nb.synth import BACKGROUNDS
 from seti_nb.train import load_checkpoint, model_from_checkpoint
 from seti_nb.workbook import ensure_data
 
@@ -53,14 +55,16 @@ def main() -> None:
     clean = test[(test.target == 0) & ~test.backgrounds.fillna("").str.contains("continuous")].head(args.haystacks)
     scans = [preprocess(data.read_cadence(root, i)) for i in clean.id]
     rng, rows, images = np.random.default_rng(args.seed), [], []
+    forms = [set(b.split(",")) for b in clean.backgrounds.fillna("")]
     for _ in range(args.repeats):
-        for x in scans:
+        for x, present in zip(scans, forms):
             params, frames = continuous_path(rng, SNR_RANGE)
             image = x + render(params, frames, preprocess, rng)
             images.append(to_layout(np.clip(image, -preprocess.clip, preprocess.clip) if preprocess.clip else image,
                                     meta["layout"]))
             rows.append({"scans": "".join(map(str, frames)), "kind": params["kind"], "SNR": params["snr"],
-                         "drift (channels a row)": abs(params["drift_px"])})
+                         "drift (channels a row)": abs(params["drift_px"]),
+                         **{form: form in present for form in BACKGROUNDS}})
     start = time.perf_counter()
     table = pd.DataFrame(rows).assign(above=scored(model, images) > threshold)
     seconds = time.perf_counter() - start
@@ -73,6 +77,13 @@ def main() -> None:
         share = table.groupby(by, observed=True).above.agg(["mean", "size"]).rename(
             columns={"mean": "share above threshold", "size": "signals"})
         print(share.sort_values("share above threshold", ascending=False).round(3).to_string(), "\n")
+    others = [form for form in BACKGROUNDS if form != "continuous"]
+    backgrounds = pd.DataFrame({form: {"with it": table.above[table[form]].mean(),
+                                       "without it": table.above[~table[form]].mean(),
+                                       "haystacks with it": int(table[form].sum()) // args.repeats}
+                                for form in others}).T
+    print("share above threshold by the haystack's other backgrounds:")
+    print(backgrounds.sort_values("with it", ascending=False).round(3).to_string())
 
 
 if __name__ == "__main__":
