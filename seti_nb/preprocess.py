@@ -150,7 +150,7 @@ def narrowband(x: np.ndarray, channels: int, rows: int = 8, every: int = NARROWB
     sum takes for a drifting signal) goes. The median is taken at every `every`-th block only and interpolated
     linearly between (it changes slowly over a window 8 times wider: 6 times faster than scipy's `median_filter`
     at every block, within 0.02 sigma of it rms and 0.4 at most in a cadence of unit noise). `channels` 0: unchanged."""
-    n, r, c = x.shape
+    r, c = x.shape[-2:]
     if not channels or c < 2:
         return x
     step, half = min(rows, r), channels // 2 | 1

@@ -43,19 +43,19 @@ def cut(cadence: Cadence, candidate) -> tuple[np.ndarray, int]:
         raise DataError(f"{cadence.paths[0]}: {g.channels} channels, fewer than a snippet's {CHANNELS}")
     rate = candidate["drift_hz_s"] / g.channel_hz  # file channels a second
     rows = np.arange(cadence.rows)
-    scans, firsts = [], []
+    scans, first = [], None
     for path, start in zip(cadence.paths, cadence.starts_s):
         centre = candidate["channel"] + rate * (start + (rows + 0.5) * g.row_seconds)
         lo = np.clip(np.rint(centre).astype(int) - CHANNELS // 2, 0, g.channels - CHANNELS)
         chunk = read_chunk(path, g, int(lo.min()), int(lo.max()) + CHANNELS, cadence.rows)
         scans.append(chunk[rows[:, None], (lo - lo.min())[:, None] + np.arange(CHANNELS)])
-        firsts.append(int(lo[0]))
+        first = int(lo[0]) if first is None else first
     scans = np.stack(scans).astype(np.float64)
     if g.channel_hz < 0:  # BL's files descend in frequency; snippets ascend, as the generator's
         scans = scans[..., ::-1]
     scans -= scans.mean(axis=(1, 2), keepdims=True)
     scans /= np.maximum(scans.std(axis=(1, 2), keepdims=True), np.finfo(np.float32).tiny)
-    return scans.astype(np.float16), firsts[0]
+    return scans.astype(np.float16), first
 
 
 def cut_all(cadence: Cadence, candidates: pd.DataFrame, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
