@@ -68,6 +68,11 @@ def test_metrics_recall_at_fpr_and_recall_by():
     assert by_snr.loc["<8"].tolist() == [0.5, 2] and by_snr.loc["30+"].tolist() == [1.0, 2]
     by_kind = metrics.recall_by(truth, score, 0.9405, "kind")
     assert by_kind.recall.to_dict() == {"line": 1.0, "sine": 0.0}
+    truth["width_hz"] = np.r_[np.zeros(100), [3.0, 20.0, 3.0, 8.0]]
+    grid = metrics.recall_by(truth, score, 0.9405, ("width", "snr"))
+    assert grid.index.names == ["width", "SNR"]
+    assert grid.recall.to_dict() == {("<6 Hz", "30+"): 1.0, ("<6 Hz", "<8"): 0.0, ("6-12 Hz", "<8"): 1.0,
+                                     ("12+ Hz", "30+"): 1.0}
 
 
 def test_bootstrap_aucs_are_roc_auc_score_on_each_resample():
