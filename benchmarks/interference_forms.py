@@ -24,9 +24,8 @@ from seti_nb import data, metrics
 from seti_nb.dataset import to_layout
 from seti_nb.preprocess import Preprocess
 from seti_nb.signals import continuous_path, render
-from seti_nb.study import with_truth
+from seti_nb.study import trained_run
 from seti_nb.synth import BACKGROUNDS
-from seti_nb.train import load_checkpoint, model_from_checkpoint
 from seti_nb.workbook import ensure_data
 
 SNR_RANGE = (8.0, 80.0)  # the twin test's: from where a good detector starts to find needles
@@ -47,10 +46,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=5)
     args = parser.parse_args()
     root = ensure_data(args.data)
-    checkpoint = load_checkpoint(args.run / "best.pt")
-    model, meta = model_from_checkpoint(checkpoint, args.run / "best.pt").eval(), checkpoint["meta"]
+    model, meta, test = trained_run(args.run, root)
     preprocess = Preprocess(**meta["preprocess"])
-    test = with_truth(root, pd.read_csv(args.run / "test_scores.csv", dtype={"id": str}))
     threshold = metrics.threshold_at_fpr(test.target, test.score, 0.01)
     clean = test[(test.target == 0) & ~test.backgrounds.fillna("").str.contains("continuous")].head(args.haystacks)
     scans = [preprocess(data.read_cadence(root, i)) for i in clean.id]

@@ -325,6 +325,16 @@ def score_folder(checkpoint_path: str | Path, data_dir: str | Path, side: str = 
     return pd.DataFrame({"id": ids, "score": scores})
 
 
+def trained_run(run_dir: str | Path, data_dir: str | Path) -> tuple[nn.Module, dict, pd.DataFrame]:
+    """A training run's folder (`best.pt` and `test_scores.csv`: `seti-nb train`, or a notebook's run such as
+    `runs/04_efficientnet_transfer-*/cadence-cnn`): its model in eval mode, its checkpoint's meta, and its test scores
+    with the truth columns of `data_dir`'s data set where it has them (what the benchmarks of a run start from)."""
+    run_dir = Path(run_dir)
+    checkpoint = load_checkpoint(run_dir / "best.pt")
+    model = model_from_checkpoint(checkpoint, run_dir / "best.pt").eval()
+    return model, checkpoint["meta"], with_truth(data_dir, pd.read_csv(run_dir / "test_scores.csv", dtype={"id": str}))
+
+
 if __name__ == "__main__":  # one rank of a run on several processes: torchrun ... -m seti_nb.study RUN_JSON
     import sys
 

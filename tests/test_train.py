@@ -9,12 +9,12 @@ import torch
 
 from seti_nb.cli import main
 from seti_nb.config import QUICK_PREPROCESS, Run, TrainConfig
-from seti_nb.data import read_labels
-from seti_nb.dataset import Augment, CadenceDataset
+from seti_nb.data import read_cadence, read_labels
+from seti_nb.dataset import Augment, CadenceDataset, to_layout
 from seti_nb.models import LITE0_TIMM, build_model, lite0_imagenet_state_dict
 from seti_nb.preprocess import Preprocess
 from seti_nb.runtime import seed_everything
-from seti_nb.study import split
+from seti_nb.study import split, trained_run
 from seti_nb.train import _loader, fit, load_checkpoint, mixup_or, model_from_checkpoint, predict, training_dtype
 
 COARSE = Preprocess("scan", time_average=16, channel_average=8, clip=20)  # 17 x 32 per scan: fast tests
@@ -171,6 +171,11 @@ def test_cli_train_then_predict(synth_data, tmp_path):
                  "--out", str(tmp_path)]) == 0
     run = next(tmp_path.glob("train-small-cnn-*"))
     assert {"best.pt", "history.csv", "metrics.json", "test_scores.csv"} <= {p.name for p in run.iterdir()}
+    model, meta, test = trained_run(run, synth_data)  # what the benchmarks of a run start from
+    assert not model.training and meta["model"] == "small-cnn" and {"snr", "kind", "backgrounds"} <= set(test)
+    first = to_layout(Preprocess(**meta["preprocess"])(read_cadence(synth_data, test.id.iloc[0])), meta["layout"])
+    with torch.no_grad():
+        assert torch.sigmoid(model(torch.as_tensor(first)[None])).item() == pytest.approx(test.score.iloc[0], abs=1e-3)
     sides = [(synth_data, 50)] + ([(kaggle_sample, 2)] if (kaggle_sample / "test").is_dir() else [])
     for data, n in sides:  # the unlabelled test side, as a Kaggle submission
         preds = tmp_path / f"preds-{n}.csv"
