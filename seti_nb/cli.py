@@ -322,6 +322,10 @@ def main(argv: list[str] | None = None) -> int:
         args.argv = argv
         return args.func(args)
     except KeyboardInterrupt:
+        # Under `python -m`, CPython dies by SIGINT at exit (status -2, not 130) when a Ctrl-C landed inside a string
+        # exec (dataclasses and typing make classes so, at import), even though it was caught here; a string exec of
+        # its own clears that mark
+        exec("")
         hint = "; the same command finishes it" if command == "synth" else ""
         print(f"{name}: interrupted{hint}", file=sys.stderr)
         return 130

@@ -431,6 +431,18 @@ def test_outputs_honour_the_umask(tiny, checkpoint, tmp_path):
     assert (tmp_path / "p.csv").stat().st_mode & 0o777 == 0o644
 
 
+def test_ctrl_c_inside_a_string_exec_still_exits_130(tmp_path):
+    """CPython under `python -m` marks a KeyboardInterrupt raised in a string exec (as dataclasses and typing run at
+    import) as unhandled even when caught, and dies by SIGINT at exit; the command line clears the mark."""
+    (tmp_path / "interrupted_cli.py").write_text(
+        "import sys, types\nfrom seti_nb import cli\n"
+        "command = types.SimpleNamespace(func=lambda args: exec('raise KeyboardInterrupt', {}))\n"
+        "cli.build_parser = lambda name: types.SimpleNamespace(parse_args=lambda argv: command)\n"
+        "sys.exit(cli.main(['train']))\n")
+    process = subprocess.run([sys.executable, "-m", "interrupted_cli"], cwd=tmp_path, capture_output=True, text=True)
+    assert (process.returncode, process.stderr) == (130, "seti-nb train: interrupted\n")
+
+
 def test_ctrl_c_while_a_command_starts_is_one_line(tiny, tmp_path):
     process = subprocess.Popen([sys.executable, "-m", "seti_nb.cli", "train", "--data", str(tiny), "--out",
                                 str(tmp_path / "runs")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
