@@ -127,11 +127,11 @@ def test_full_profile_smoke_run(tmp_path):
 
     tiny = synthesize(tmp_path / "tiny", SynthConfig(n=400, seed=11), progress=False)
     run, ok = run_notebooks(NOTEBOOKS, "full", data=str(tiny), out=str(tmp_path / "runs"), device="cpu",
-                            parameters={"epochs": 1, "lite_epochs": 1, "ablation_epochs": 1, "n_turbo": 30,
+                            parameters={"epochs": 1, "ablation_epochs": 1, "n_turbo": 30,
                                         "n_turbo_pairs": 5,  # turboSETI: 0.45 s a cadence
                                         # 04's comparison at full resolution and 512 x 512: a GPU's batch of 128
                                         # needs more memory than this machine has, and a CPU minutes an epoch
-                                        "batch_size": 16, "lite_limit": 60,
+                                        "batch_size": 16, "lite_budget": [60, 1],
                                         "channels": 2**17,  # 07's observation: a bigger band than the quick one
                                         "like_n": 400, "like_epochs": 1})  # 07's model at the files' geometry
     summary = json.loads((run / "summary.json").read_text())
