@@ -143,7 +143,7 @@ def test_real_imagenet_weights_for_lite0_load_and_recognise_a_daisy():
     assert top == 985, "ImageNet class 985 is 'daisy'"
 
 
-def test_pretrained_stems_are_adapted_not_reinitialised(tmp_path):
+def test_pretrained_stems_are_adapted_not_reinitialised_and_new_heads_start_at_zero(tmp_path):
     lite = build_model(f"timm:{LITE0_TIMM}", in_channels=1, pretrained=True)
     rgb = lite0_imagenet_state_dict()["conv_stem.weight"]
     torch.testing.assert_close(lite.conv_stem.weight.data, rgb.sum(1, keepdim=True))
@@ -152,7 +152,10 @@ def test_pretrained_stems_are_adapted_not_reinitialised(tmp_path):
     torch.save(source.state_dict(), weights)
     b0 = build_model("efficientnet-b0", in_channels=1, pretrained=True, weights_path=str(weights))
     torch.testing.assert_close(b0._conv_stem.weight.data, source._conv_stem.weight.data.sum(1, keepdim=True))
-    assert b0(torch.zeros(1, 1, 64, 64)).shape == (1, 1)
+    x = torch.randn(4, 1, 64, 64) * 3
+    for model in (lite, b0, build_model(f"timm:{LITE0_TIMM}")):  # pretrained or not: every first score is 0.5
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(model.train()(x), torch.ones(4, 1))
+        torch.testing.assert_close(loss.item(), float(np.log(2)))
 
 
 def test_missing_weights_say_which_file_to_place_where(tmp_path, monkeypatch):
@@ -331,8 +334,8 @@ def test_kaggle_inputs_resized_gem_pooled_and_mirrored_at_test_time(tmp_path):
     seed_everything(0)
     model = run_model(run).eval()
     assert isinstance(model, Resized) and sum(isinstance(m, GeM) for m in model.modules()) == 1
-    with torch.no_grad():  # an untrained network's logits are in the tens: probabilities would all read 1
-        model.net.classifier.weight /= 100
+    with torch.no_grad():  # a new head starts at zero (every score 0.5): small weights, so scores differ
+        model.net.classifier.weight.normal_(std=0.01)
     x = torch.randn(3, 1, 6 * 17, 32)
     seen = []
     hook = model.net.register_forward_pre_hook(lambda module, args: seen.append(args[0].shape))
