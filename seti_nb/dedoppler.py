@@ -28,6 +28,7 @@ from .data import folder_geometry, map_cadences, side_ids
 from .preprocess import NARROWBAND_EVERY, Preprocess, narrowband
 from .runtime import check_writable
 
+SCORES_VERSION = 2  # of the search's scores: bump it when a change alters them for the same settings (kept scores)
 DRIFT_TOLERANCE = 0.25  # Hz/s: a track vetoes the ON bins its path meets that drift within this of it
 
 
@@ -244,10 +245,15 @@ class Search(SearchSettings):
 
     def off_evidence(self, off: np.ndarray) -> np.ndarray:
         """For each ON scan and bin (drift, start channel) of its plane, the strongest OFF signal on that bin's path
-        continued in time (`on_path`), or at the same place (interference that restarts in every scan).
-        `off`: the three OFF planes `(3, drifts, channels)`; returns `(3, drifts, channels)`."""
-        same_place = _max_near(off.max(axis=0), 1, self.veto_channels)
-        return np.maximum(same_place[None], self.on_path(off, ON_FRAMES, OFF_FRAMES).max(axis=1))
+        continued in time (`on_path`), or at the same place: any OFF signal, of any drift, that starts or ends
+        within `veto_channels` of where the bin starts (interference that restarts in every scan, and a path that
+        bends within a scan: its strongest straight chords have other drifts in other scans, and often share an end
+        with the ON one's start). `off`: the three OFF planes `(3, drifts, channels)`; returns `(3, drifts,
+        channels)`."""
+        reach = np.empty((len(off), off.shape[-1]), off.dtype)
+        ends(off, _scan_shifts(self), reach)
+        same_place = window_max(np.maximum(off.max(axis=(0, 1)), reach.max(axis=0)), self.veto_channels)
+        return np.maximum(same_place, self.on_path(off, ON_FRAMES, OFF_FRAMES).max(axis=1))
 
     def on_path(self, planes: np.ndarray, sources, targets, outside: float = 0.0) -> np.ndarray:
         """For each bin (drift, start channel) of the planes of scans `sources`, the strongest signal of each of
@@ -389,8 +395,8 @@ def score_cadences(root, ids: list[str], side: str = "train", search: Search = S
 def _scores_file(root, side: str, search: Search) -> Path:
     """Where the search's scores of `root`'s `side` are kept: named by the source, the search's settings and the
     source's fingerprint; older ones of the same settings are retired as the training caches are (`cache.tidy`)."""
-    stem = (f"{source_stem(root, side, search.preprocess)}-dedoppler-d{search.max_drift_hz_s:g}_t{search.threshold:g}"
-            f"_v{search.veto_channels}_s{search.path_slack:g}_w{search.veto_threshold:g}_x{search.track_threshold:g}"
+    stem = (f"{source_stem(root, side, search.preprocess)}-dedoppler{SCORES_VERSION}"
+            f"-d{search.max_drift_hz_s:g}_t{search.threshold:g}_v{search.veto_channels}_s{search.path_slack:g}_w{search.veto_threshold:g}_x{search.track_threshold:g}"
             f"_r{DRIFT_TOLERANCE:g}_n{search.narrowband_channels}e{NARROWBAND_EVERY}")
     key = fingerprint(root, side, side_ids(root, side), search.preprocess)
     tidy(stem, key)
