@@ -18,7 +18,7 @@ from pathlib import Path
 import numba
 import numpy as np
 import pandas as pd
-from scipy.ndimage import maximum_filter1d
+from scipy.ndimage import maximum_filter, maximum_filter1d
 
 from .cache import cache_root, fingerprint, source_stem, tidy, touch
 from .cadence import KAGGLE, OFF_FRAMES, ON_FRAMES, Geometry
@@ -114,21 +114,6 @@ def dedoppler_plane(scan: np.ndarray, segments: int) -> np.ndarray:
     for first, block in dedoppler_blocks(scan, segments):
         plane[first : first + n] = block
     return plane
-
-
-def _max_near(x: np.ndarray, rows: int, channels: int) -> np.ndarray:
-    """The maximum over a window of +-`rows` x +-`channels` around every pixel of a 2-d array, cut at the edges
-    (scipy's `maximum_filter`, in a few whole-array steps)."""
-    out = x.copy()
-    for axis, reach in ((0, rows), (1, channels)):
-        source = out.copy()
-        for k in range(1, reach + 1):
-            ahead = [slice(None)] * 2
-            behind = [slice(None)] * 2
-            ahead[axis], behind[axis] = slice(k, None), slice(None, -k)
-            np.maximum(out[tuple(ahead)], source[tuple(behind)], out=out[tuple(ahead)])
-            np.maximum(out[tuple(behind)], source[tuple(ahead)], out=out[tuple(behind)])
-    return out
 
 
 def tree_path(d: int, n: int) -> np.ndarray:
@@ -245,11 +230,9 @@ class Search(SearchSettings):
 
     def off_evidence(self, off: np.ndarray) -> np.ndarray:
         """For each ON scan and bin (drift, start channel) of its plane, the strongest OFF signal on that bin's path
-        continued in time (`on_path`), or at the same place: any OFF signal, of any drift, that starts or ends
-        within `veto_channels` of where the bin starts (interference that restarts in every scan, and a path that
-        bends within a scan: its strongest straight chords have other drifts in other scans, and often share an end
-        with the ON one's start). `off`: the three OFF planes `(3, drifts, channels)`; returns `(3, drifts,
-        channels)`."""
+        continued in time (`on_path`), or of any drift starting or ending within `veto_channels` of the bin's start
+        (interference that restarts in every scan; a path bending within a scan, whose chords differ from scan to
+        scan). `off`: the three OFF planes `(3, drifts, channels)`; returns `(3, drifts, channels)`."""
         reach = np.empty((len(off), off.shape[-1]), off.dtype)
         ends(off, _scan_shifts(self), reach)
         same_place = window_max(np.maximum(off.max(axis=(0, 1)), reach.max(axis=0)), self.veto_channels)
@@ -285,7 +268,7 @@ class Search(SearchSettings):
 
     def hits(self, scan_plane: np.ndarray, frame: int = 0) -> pd.DataFrame:
         """Local maxima of one scan's de-Doppler plane above the threshold: channel, drift (Hz/s), SNR."""
-        peaks = scan_plane == _max_near(scan_plane, 1, self.veto_channels)
+        peaks = scan_plane == maximum_filter(scan_plane, size=(3, 2 * self.veto_channels + 1), mode="nearest")
         d, c = np.nonzero(peaks & (scan_plane > self.threshold))
         return pd.DataFrame({"frame": frame, "channel": c * self.preprocess.channel_average,
                              "drift_hz_s": self.drift_rates()[d], "snr": scan_plane[d, c]}).sort_values(
@@ -395,9 +378,9 @@ def score_cadences(root, ids: list[str], side: str = "train", search: Search = S
 def _scores_file(root, side: str, search: Search) -> Path:
     """Where the search's scores of `root`'s `side` are kept: named by the source, the search's settings and the
     source's fingerprint; older ones of the same settings are retired as the training caches are (`cache.tidy`)."""
-    stem = (f"{source_stem(root, side, search.preprocess)}-dedoppler{SCORES_VERSION}"
-            f"-d{search.max_drift_hz_s:g}_t{search.threshold:g}_v{search.veto_channels}_s{search.path_slack:g}_w{search.veto_threshold:g}_x{search.track_threshold:g}"
-            f"_r{DRIFT_TOLERANCE:g}_n{search.narrowband_channels}e{NARROWBAND_EVERY}")
+    stem = (f"{source_stem(root, side, search.preprocess)}-dedoppler{SCORES_VERSION}-d{search.max_drift_hz_s:g}"
+            f"_t{search.threshold:g}_v{search.veto_channels}_s{search.path_slack:g}_w{search.veto_threshold:g}"
+            f"_x{search.track_threshold:g}_r{DRIFT_TOLERANCE:g}_n{search.narrowband_channels}e{NARROWBAND_EVERY}")
     key = fingerprint(root, side, side_ids(root, side), search.preprocess)
     tidy(stem, key)
     return cache_root() / f"{stem}-{key}.csv"
