@@ -43,14 +43,7 @@ def merge_similar(image: np.ndarray, strength: float = 1.0) -> np.ndarray:
     range is cut into steps of that tolerance from the smallest value, and the values in each step are
     replaced by their mean. Strength 0 returns the image unchanged.
     """
-    image = np.asarray(image, dtype=np.float32)
-    values, inverse = np.unique(image, return_inverse=True)
-    if strength <= 0 or len(values) < 2:
-        return image
-    tolerance = strength * np.diff(values).mean()
-    _, group = np.unique(np.floor((values - values[0]) / tolerance), return_inverse=True)
-    means = np.bincount(group, weights=values) / np.bincount(group)
-    return means[group][inverse].reshape(image.shape).astype(np.float32)
+    return apply_filters(image, derivative="none", sigma=0, merge_strength=strength)
 
 
 def respace(image: np.ndarray) -> np.ndarray:
@@ -59,20 +52,34 @@ def respace(image: np.ndarray) -> np.ndarray:
     The order of the values is kept and the range is kept, but every step between neighbouring values
     becomes equal: a rank transform that spreads crowded values and packs sparse bright outliers.
     """
-    image = np.asarray(image, dtype=np.float32)
-    values, inverse = np.unique(image, return_inverse=True)
-    if len(values) < 2:
-        return image
-    step = (float(values[-1]) - float(values[0])) / (len(values) - 1)  # the mean difference
-    return (values[0] + step * np.arange(len(values)))[inverse].reshape(image.shape).astype(np.float32)
+    return apply_filters(image, derivative="none", sigma=0, respaced=True)
+
+
+def _merged(values: np.ndarray, strength: float) -> np.ndarray:
+    """`merge_similar` on an image's sorted distinct values: each value's group mean."""
+    tolerance = strength * np.diff(values).mean()
+    _, group = np.unique(np.floor((values - values[0]) / tolerance), return_inverse=True)
+    return (np.bincount(group, weights=values) / np.bincount(group))[group].astype(np.float32)
+
+
+def _respaced(values: np.ndarray) -> np.ndarray:
+    """`respace` on an image's sorted values (repeats allowed: what `_merged` returns)."""
+    distinct, rank = np.unique(values, return_inverse=True)
+    step = (float(distinct[-1]) - float(distinct[0])) / (len(distinct) - 1)  # the mean difference
+    return (distinct[0] + step * np.arange(len(distinct)))[rank].astype(np.float32)
 
 
 def apply_filters(frame: np.ndarray, derivative: str = "x", size: int = 3, sigma: float = 1.0,
                   merge_strength: float = 0.0, respaced: bool = False) -> np.ndarray:
-    """One frame through the playground's chain: denoise (a, then b), smooth, derivative ('x', 'y', 'none')."""
-    out = merge_similar(frame, merge_strength) if merge_strength > 0 else np.asarray(frame, np.float32)
-    if respaced:
-        out = respace(out)
+    """One frame through the playground's chain: denoise (a, then b), smooth, derivative ('x', 'y', 'none').
+    Both denoisers map each distinct value to a new one, so they work on the sorted distinct values (one sort)."""
+    out = np.asarray(frame, np.float32)
+    if merge_strength > 0 or respaced:
+        values, inverse = np.unique(out, return_inverse=True)
+        if len(values) > 1:
+            values = _merged(values, merge_strength) if merge_strength > 0 else values
+            values = _respaced(values) if respaced and values[-1] > values[0] else values
+            out = values[inverse].reshape(out.shape)
     out = smooth(out, sigma)
     if derivative != "none":
         out = convolve(out, derivative_kernel(size, derivative))

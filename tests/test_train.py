@@ -260,6 +260,17 @@ def test_what_the_off_scans_hold_changes_the_score():
         build_model("cadence-cnn", in_channels=1)
 
 
+def test_the_head_convolved_part_by_part_is_the_convolution_of_the_parts_side_by_side():
+    """cadence-cnn convolves the OFF scans' same-place features once per cadence, not once per ON scan: the sum of
+    the parts' convolutions must equal the head's convolution of the features concatenated per ON scan."""
+    torch.manual_seed(0)
+    model = build_model("cadence-cnn", in_channels=6).eval()
+    on, same, context = torch.randn(2, 3, 32, 4, 16), torch.randn(2, 1, 64, 4, 16), torch.randn(2, 3, 16, 4, 16)
+    whole = torch.cat([on, same.expand(-1, 3, -1, -1, -1), context], 2).flatten(0, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(model._head_input([on, same, context]), model.head[0](whole))
+
+
 def test_a_briefly_trained_cadence_cnn_ranks_needles_above_their_interference_twins(synth_data, tmp_path):
     """The ON/OFF rule learned end to end: trained a few epochs on a small set with injected signals (needles, and
     the same kind of signal continued through the OFF scans), cadence-cnn ranks most needles of fresh twin pairs
@@ -298,15 +309,21 @@ def test_a_distributed_sample_gives_every_rank_its_share_of_one_draw(monkeypatch
     assert shares == [[5, 5, 1, 5], [3, 9, 0, 5]]
 
 
-def test_training_on_two_processes_matches_one(synth_data, tmp_path):
+def test_training_on_two_processes_matches_one(tmp_path):
     """`seti-nb train --nproc 2` (DistributedDataParallel, gloo on this CPU: two processes that torchrun starts, each
     running `train_and_evaluate`, as a notebook's `nproc` does) writes one loadable checkpoint, scores every test
     cadence exactly once, and its test AUC lies in the one-process run's 95 % interval (a model that learnt nothing
-    would not: the interval here lies above 0.55)."""
+    would not: the interval here lies above 0.6). Its own data: needles of SNR 15-80, 30 % of 600 cadences, on which
+    12 epochs learn whatever the seed (AUC 0.80-0.82 for seeds 0-3); on the shared set's 1,000 cadences of SNR 4-80 a
+    few epochs gave 0.53-0.78 by seed, too close to chance for the interval to mean anything."""
+    from seti_nb.config import SynthConfig
     from seti_nb.study import splits
+    from seti_nb.synth import synthesize
 
-    settings = ["train", "--data", str(synth_data), "--time-average", "16", "--channel-average", "4", "--epochs", "4",
-                "--inject", "1"]
+    data = synthesize(tmp_path / "data", SynthConfig(n=600, seed=11, positive_fraction=0.3, snr_range=(15.0, 80.0)),
+                      progress=False)
+    settings = ["train", "--data", str(data), "--time-average", "16", "--channel-average", "4", "--epochs", "12",
+                "--inject", "0"]
     runs = {}
     for n in (1, 2):
         assert main([*settings, "--nproc", str(n), "--out", str(tmp_path / f"n{n}")]) == 0
@@ -314,12 +331,12 @@ def test_training_on_two_processes_matches_one(synth_data, tmp_path):
     assert {p.name for p in runs[2].iterdir()} == {"best.pt", "history.csv", "metrics.json", "test_scores.csv",
                                                    "run.json"}  # run.json: the settings the processes read
     model_from_checkpoint(load_checkpoint(runs[2] / "best.pt"))
-    test_ids = splits(read_labels(synth_data))[2].id
+    test_ids = splits(read_labels(data))[2].id
     scored = pd.read_csv(runs[2] / "test_scores.csv", dtype={"id": str})
     assert sorted(scored.id) == sorted(test_ids) and scored.id.is_unique and scored.score.notna().all()
     one, two = (pd.read_json(runs[n] / "metrics.json", typ="series") for n in (1, 2))
     assert (one.processes, two.processes) == (1, 2)
-    assert one.auc_low > 0.55
+    assert one.auc_low > 0.6
     assert one.auc_low <= two.auc <= one.auc_high, (one.auc_low, two.auc, one.auc_high)
 
 
