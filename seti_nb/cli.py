@@ -88,7 +88,8 @@ def _train(args) -> int:
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, sampler=args.sampler,
                          loss=args.loss, scheduler=args.scheduler, device=args.device, precision=args.precision,
                          num_workers=args.workers, processes=distributed.launched() or args.nproc, seed=args.seed)
-    preprocess = Preprocess(args.bandpass, args.time_average, args.channel_average, args.clip, args.gain)
+    preprocess = Preprocess(args.bandpass, args.time_average, args.channel_average, args.clip, args.gain,
+                            args.narrowband)
     run = Run(model=args.model, layout=args.layout, preprocess=preprocess, pretrained=args.pretrained,
               augment=args.augment, interference=args.interference, inject=args.inject, limit=args.limit,
               size=tuple(args.size) if args.size else None, pool=args.pool, tta=args.tta,
@@ -212,6 +213,9 @@ def _train_options(p) -> None:
                    help="channels averaged into one (1: all 256; default %(default)s)")
     p.add_argument("--clip", type=float, default=prep.clip, help="clip at this many noise sigmas (0: off; "
                                                                   "default %(default)s)")
+    p.add_argument("--narrowband", type=int, default=prep.narrowband, metavar="CHANNELS",
+                   help="remove emission wider than about half this many channels of the full resolution, as the "
+                        "search does (04's best run: 65; 0: off; default %(default)s)")
     _optimisation_options(p)
 
 

@@ -212,6 +212,7 @@ class Run:
         p, (rows, channels) = self.preprocess, self.preprocess.shape(geometry)
         return {"model": self.model, "layout": self.layout, "pretrained": self.pretrained,
                 "input": f"{rows}x{channels} per scan, bandpass {p.bandpass}"
+                         + (f", wider than {p.narrowband // 2} channels removed" if p.narrowband else "")
                          + (f", resized to {self.size[0]}x{self.size[1]}" if self.size else ""),
                 "pool": self.pool, "tta": self.tta, "pseudo": self.pseudo,
                 "pseudo_confidence": self.pseudo_confidence if self.pseudo else None,

@@ -12,6 +12,7 @@ from .runtime import check_choice, check_number, check_whole
 
 BANDPASS = ("scan", "off", "none")
 NARROWBAND_EVERY = 4  # `narrowband` takes its median at every 4th block and interpolates between
+MIN_NARROWBAND = 25  # `Preprocess.narrowband`'s smallest window: a needle (up to 12 channels) fills under half of it
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,10 @@ class Preprocess:
        Then, unless `gain=False`, subtract each row's median over channels: the receiver's gain wandering in time
        and broadband bursts draw horizontal bands; a narrowband needle occupies too few channels to move it.
     2. averaging `time_average` rows and `channel_average` channels into one pixel (a remainder is dropped):
-       integrates a slowly drifting needle's power while shrinking the image.
+       integrates a slowly drifting needle's power while shrinking the image. With `narrowband` > 0, emission wider
+       than about half of `narrowband` channels (of the full resolution) is then removed, as the search removes it
+       (`narrowband` below): every needle is narrower, while the wide, scan-to-scan varying emission of real
+       haystacks, which no OFF-scan bandpass removes, would otherwise pass for evidence in an ON scan.
     3. robust scaling of every scan to median 0 and noise 1 (1.4826 x the median absolute deviation), so a
        pixel reads in noise sigmas whatever the scan's brightest interference.
     4. clipping to +-`clip` sigmas (0: no clipping), so interference thousands of sigmas bright cannot dominate.
@@ -40,6 +44,7 @@ class Preprocess:
     channel_average: int = 1
     clip: float = 0.0
     gain: bool = True
+    narrowband: int = 0
 
     def __post_init__(self):
         check_choice("bandpass", self.bandpass, BANDPASS)
@@ -49,6 +54,10 @@ class Preprocess:
                 raise ValueError(f"{name} must be at most {limit} (the {name.split('_')[0]} axis of a scan), "
                                  f"got {getattr(self, name)}")
         check_number("clip", self.clip, 0, 1e6)  # 0: no clipping
+        check_whole("narrowband", self.narrowband, 0)
+        if 0 < self.narrowband < MIN_NARROWBAND:
+            raise ValueError(f"narrowband must be 0 (off) or at least {MIN_NARROWBAND} channels (twice a needle's "
+                             f"width at most, or it is taken for wide emission and removed), got {self.narrowband}")
 
     def shape(self, geometry: Geometry = KAGGLE) -> tuple[int, int]:
         """(rows, channels) of one preprocessed scan of a cadence of `geometry`."""
@@ -65,7 +74,7 @@ class Preprocess:
     def key(self) -> str:
         """A short name that tells preprocessings apart (cache folders, checkpoints)."""
         return (f"bp-{self.bandpass}{'-gain' if self.gain else ''}_t{self.time_average}_c{self.channel_average}"
-                f"_clip{self.clip:g}")
+                f"_clip{self.clip:g}" + (f"_nb{self.narrowband}" if self.narrowband else ""))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -85,6 +94,8 @@ class Preprocess:
         if self.gain:
             x = x - median(x)[..., None]
         x = average(x, self.time_average, self.channel_average)
+        if self.narrowband:  # the search's 8-row blocks, or a row where rows are averaged already
+            x = narrowband(x, self.narrowband // self.channel_average, max(1, 8 // self.time_average))
         flat = x.reshape(len(x), -1)
         centre = median(flat)[:, None, None]
         spread = 1.4826 * median(np.abs(flat - centre[:, 0]))[:, None, None]

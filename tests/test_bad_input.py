@@ -140,6 +140,8 @@ FAULTS = [
     ("negative drift rate", None, "dedoppler --data {data} --out {tmp}/p.csv --max-drift -1", 2,
      "max_drift_hz_s must be a finite number"),
     ("clip nan", None, "train --data {data} --clip nan --out {tmp}/runs", 2, "clip must be a finite number"),
+    ("a narrowband window narrower than a needle", None, "train --data {data} --narrowband 9 --out {tmp}/runs", 2,
+     "narrowband must be 0 (off) or at least 25 channels"),
     ("learning rate inf", None, "train --data {data} --lr inf --out {tmp}/runs", 2, "lr must be a finite number"),
     ("averaging wider than the scan", None, "train --data {data} --time-average 300 --out {tmp}/runs", 2,
      "time_average must be at most 273"),

@@ -170,12 +170,13 @@ def test_missing_weights_say_which_file_to_place_where(tmp_path, monkeypatch):
 def test_cli_train_then_predict(synth_data, tmp_path):
     kaggle_sample = Path(__file__).resolve().parents[2] / "shared" / "kaggle_sample"  # absent in a user's clone
     assert main(["train", "--data", str(synth_data), "--model", "small-cnn", "--layout", "all_stack",
-                 "--time-average", "16", "--channel-average", "8", "--epochs", "1", "--limit", "60",
-                 "--out", str(tmp_path)]) == 0
+                 "--time-average", "16", "--channel-average", "8", "--narrowband", "65", "--epochs", "1",
+                 "--limit", "60", "--out", str(tmp_path)]) == 0
     run = next(tmp_path.glob("train-small-cnn-*"))
     assert {"best.pt", "history.csv", "metrics.json", "test_scores.csv"} <= {p.name for p in run.iterdir()}
     model, meta, test = trained_run(run, synth_data)  # what the benchmarks of a run start from
     assert not model.training and meta["model"] == "small-cnn" and {"snr", "kind", "backgrounds"} <= set(test)
+    assert meta["preprocess"]["narrowband"] == 65  # predict preprocesses as training did (the score check below)
     first = to_layout(Preprocess(**meta["preprocess"])(read_cadence(synth_data, test.id.iloc[0])), meta["layout"])
     with torch.no_grad():
         assert torch.sigmoid(model(torch.as_tensor(first)[None])).item() == pytest.approx(test.score.iloc[0], abs=1e-3)
