@@ -89,7 +89,7 @@ def _train(args) -> int:
                          loss=args.loss, scheduler=args.scheduler, device=args.device, precision=args.precision,
                          num_workers=args.workers, processes=distributed.launched() or args.nproc, seed=args.seed)
     preprocess = Preprocess(args.bandpass, args.time_average, args.channel_average, args.clip, args.gain,
-                            args.narrowband)
+                            narrowband=args.narrowband)
     run = Run(model=args.model, layout=args.layout, preprocess=preprocess, pretrained=args.pretrained,
               augment=args.augment, interference=args.interference, inject=args.inject, limit=args.limit,
               size=tuple(args.size) if args.size else None, pool=args.pool, tta=args.tta,
