@@ -10,14 +10,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from torch import nn
 
 from . import distributed, metrics
 from .cache import cached_frames
+from .cadence import OFF_FRAMES, ON_FRAMES
 from .config import Run
-from .data import DataError, folder_geometry, read_labels, read_truth, side_ids
-from .dataset import CadenceDataset, datasets
+from .data import DataError, folder_geometry, read_cadence, read_labels, read_truth, side_ids
+from .dataset import CadenceDataset, datasets, to_layout
 from .dedoppler import score_cadences
 from .models import build_model
 from .preprocess import Preprocess
@@ -127,6 +129,26 @@ class Result:
         the run's layout and preprocessing (the twin test's set, say)."""
         dataset = CadenceDataset(data_dir, items, self.run.layout, self.run.preprocess, side=side, progress=progress)
         return predict(self.model, dataset, self.run.config.batch_size * 2, self.run.config.device, tta=self.run.tta)
+
+    def scans_worth(self, data_dir, ids, donor: str) -> pd.DataFrame:
+        """What the ON and the OFF scans count for in the model's scores: each cadence of `ids` (in `data_dir`)
+        scored as it is, with its three OFF scans (as the model sees them) replaced by those of the cadence `donor`
+        (one the model scores low: plain scans), and with its three ON scans replaced; and the logit each kind
+        of scan adds (as is minus replaced). By the ON/OFF rule a signal that continues through the OFF scans is
+        vetoed by them: their logit should cancel the ON scans'."""
+        plain, rows = self.run.preprocess(read_cadence(data_dir, donor)), []
+        device = next(self.model.parameters()).device
+        for i in ids:
+            x = self.run.preprocess(read_cadence(data_dir, i))
+            off, on = x.copy(), x.copy()
+            off[list(OFF_FRAMES)], on[list(ON_FRAMES)] = plain[list(OFF_FRAMES)], plain[list(ON_FRAMES)]
+            inputs = np.stack([to_layout(v, self.run.layout) for v in (x, off, on)])
+            with torch.no_grad():
+                logit = self.model.eval()(torch.as_tensor(inputs, device=device)).float().cpu()[:, 0]
+            score, added = torch.sigmoid(logit).tolist(), (logit[0] - logit).tolist()
+            rows.append({"id": i, "score": score[0], "OFF scans plain": score[1], "ON scans plain": score[2],
+                         "OFF scans' logit": added[1], "ON scans' logit": added[2]})
+        return pd.DataFrame(rows)
 
 
 def with_truth(data_dir, table: pd.DataFrame) -> pd.DataFrame:

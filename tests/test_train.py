@@ -294,6 +294,36 @@ def test_a_briefly_trained_cadence_cnn_ranks_needles_above_their_interference_tw
     gap = {name: s[truth.target == 1].mean() - s[truth.target == 0].mean() for name, s in scores.items()}
     assert gap["trained"] > 0.05 > abs(gap["untrained"]) * 10, gap
 
+    # with their OFF scans made plain (a needle's: the same noise, no signal), interference twins score higher
+    needle, interference = truth[truth.target == 1].id.iloc[0], truth[truth.target == 0].id[:20]
+    worth = trained.scans_worth(twins, interference, needle)
+    assert list(worth.id) == list(interference) and worth["OFF scans' logit"].mean() < -0.5, worth
+    assert np.allclose(worth.score, scores["trained"][truth.target == 0][:20], atol=1e-3)  # the cache's float16
+
+
+def test_scans_worth_replaces_one_kind_of_scan_at_a_time(tiny):
+    """`Result.scans_worth` scores each cadence with its three OFF scans, as the model sees them, from the donor
+    (then its three ON scans): a model that reads the OFF scans' mean alone moves by exactly the difference when
+    the OFF scans are replaced, and not at all when the ON scans are."""
+    from seti_nb.study import Result
+
+    class OffMean(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.unused = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, x):
+            return x[:, [1, 3, 5]].mean((1, 2, 3))[:, None]
+
+    run = Run(preprocess=Preprocess("off", 16, 4, 20))
+    result = Result("off-mean", run, *[None] * 10, model=OffMean())
+    labels = read_labels(tiny)
+    ids, donor = labels.id[:3], labels.id.iloc[5]
+    worth = result.scans_worth(tiny, ids, donor)
+    off_mean = lambda i: run.preprocess(read_cadence(tiny, i))[[1, 3, 5]].mean()  # noqa: E731
+    assert np.allclose(worth["OFF scans' logit"], [off_mean(i) - off_mean(donor) for i in ids], atol=1e-5)
+    assert np.allclose(worth["ON scans' logit"], 0) and np.allclose(worth["ON scans plain"], worth.score)
+
 
 def test_a_distributed_sample_gives_every_rank_its_share_of_one_draw(monkeypatch):
     """The distributed form of the oversampling and hybrid samplers: both ranks draw the same sequence and keep
