@@ -25,11 +25,12 @@ from .cadence import KAGGLE, OFF_FRAMES, ON_FRAMES, Geometry
 from .config import SearchSettings
 from .crossing import crossing_tracks, ends, max_rows_shifted, window_max
 from .data import folder_geometry, map_cadences, side_ids
-from .preprocess import NARROWBAND_EVERY, Preprocess, narrowband
+from .preprocess import NARROWBAND_EVERY, Preprocess, narrowband, persistent_lines
 from .runtime import check_writable
 
-SCORES_VERSION = 2  # of the search's scores: bump it when a change alters them for the same settings (kept scores)
+SCORES_VERSION = 3  # of the search's scores: bump it when a change alters them for the same settings (kept scores)
 DRIFT_TOLERANCE = 0.25  # Hz/s: a track vetoes the ON bins its path meets that drift within this of it
+PERSISTENT = (3.0, 6)  # a persistent line in the raw OFF scans: its noise sigmas, and the channels it vetoes beyond
 
 
 def power_of_two_rows(preprocess: Preprocess, geometry: Geometry = KAGGLE) -> int:
@@ -180,17 +181,28 @@ class Search(SearchSettings):
 
         1: the strongest ON bin (no veto). 2: the strongest ON bin after the OFF veto. 3: the combined SNR of one
         signal continuous in time through the ON scans, after the veto. The veto is the ON/OFF rule: an ON bin's
-        SNR is divided by how far the strongest OFF signal on its path exceeds `veto_threshold` (`off_evidence`, or
-        a track its path meets that crosses into an OFF scan: `crossing_evidence`), a ratio, so interference of any
-        brightness is vetoed relative to itself.
+        SNR is divided by how far the strongest OFF signal on its path exceeds `veto_threshold` (`off_evidence`, a
+        track its path meets that crosses into an OFF scan: `crossing_evidence`, or a persistent line in the raw
+        OFF scans, which the OFF bandpass hides: `persistent_evidence`), a ratio, so interference of any brightness
+        is vetoed relative to itself.
         """
         scans = narrowband(np.asarray(self.preprocess(cadence), np.float32)[:, : self.rows], self.narrowband_channels)
         planes = self.transform(scans)
         on, off = planes[list(ON_FRAMES)], planes[list(OFF_FRAMES)]
-        evidence = np.maximum(self.off_evidence(off), self.crossing_evidence(scans))
+        evidence = np.maximum(np.maximum(self.off_evidence(off), self.crossing_evidence(scans)),
+                              self.persistent_evidence(cadence))
         vetoed = on / np.maximum(1.0, evidence / self.veto_threshold)
         level3 = self._continuous(vetoed)
         return {"level1": float(on.max()), "level2": float(vetoed.max()), "level3": float(level3)}
+
+    def persistent_evidence(self, cadence: np.ndarray) -> np.ndarray:
+        """The raw OFF scans' persistent lines (`preprocess.persistent_lines`) as the SNR they have over the rows
+        searched, for every bin within `veto_channels` and a few more channels of them (such lines drift slowly
+        over a cadence): `(channels,)` at the search's resolution."""
+        sigmas, slack = PERSISTENT
+        lines, c = persistent_lines(cadence, sigmas), self.preprocess.channel_average
+        lines = lines[: len(lines) // c * c].reshape(-1, c).max(1) * np.sqrt(self.rows * self.preprocess.time_average)
+        return maximum_filter1d(lines, 2 * (self.veto_channels + slack) + 1)
 
     def crossing_evidence(self, scans: np.ndarray) -> np.ndarray:
         """For each ON scan and bin of its plane, the strongest track crossing into a neighbouring OFF scan that

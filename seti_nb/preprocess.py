@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from scipy.ndimage import median_filter
 
 from .cadence import FRAME_SHAPE, KAGGLE, N_FRAMES, OFF_FRAMES, Geometry
 from .runtime import check_choice, check_number, check_whole
@@ -115,6 +116,22 @@ def fitted_bandpass(x: np.ndarray) -> np.ndarray:
     design = np.stack([reference, np.ones(channels, np.float32), np.linspace(-1, 1, channels, dtype=np.float32)], 1)
     coefficients = np.linalg.lstsq(design, x.mean(axis=1).T, rcond=None)[0]
     return (design @ coefficients).T.astype(np.float32)
+
+
+def persistent_lines(cadence: np.ndarray, threshold: float, window: int = 15) -> np.ndarray:
+    """How strong a persistent narrowband line each channel of a raw cadence `(6, rows, channels)` holds in its OFF
+    scans, in a pixel's noise: the largest excess of an OFF scan's median spectrum over its running median (over
+    `window` channels) where it exceeds `threshold` times both a pixel's noise (robust, from the OFF scans' row-to-row
+    differences) and the excess's own spread over the band (the bandpass's channel-to-channel scatter, which its
+    fitted scale takes care of); 0 elsewhere. `fitted_bandpass` removes such a line from the OFF scans, and the
+    scale it fits to each scan leaves a faint copy of it, still, in the scans whose scale differs, ON ones among
+    them: OFF evidence to read before the bandpass is removed."""
+    off = np.asarray(cadence, np.float32)[list(OFF_FRAMES)]
+    reference = time_median(off)
+    excess = reference - median_filter(reference, (1, window), mode="nearest")
+    noise = max(1.4826 * median(np.abs(np.diff(off, axis=1)).ravel()) / np.sqrt(2), 1e-12)
+    spread = 1.4826 * median(np.abs(excess - median(excess.ravel())).ravel())
+    return np.where(excess > threshold * max(noise, spread), excess / noise, 0.0).max(axis=0)
 
 
 def time_median(x: np.ndarray) -> np.ndarray:

@@ -206,3 +206,22 @@ def test_the_search_ranks_needles_above_their_interference_twins(tmp_path):
     table = twin_table(truth, {f"level {k}": levels[f"level{k}"].to_numpy() for k in (1, 3)})
     assert table.loc["level 3", "pairs right"] >= 0.9, table
     assert table.loc["level 1", "pairs right"] < 0.75, table
+
+
+def test_a_line_the_off_bandpass_leaves_in_the_on_scans_is_vetoed_by_the_raw_off_scans():
+    """A strong still line (5 sigma a pixel) in all six scans, under a bandpass whose scale changes from scan to
+    scan (0.8-1.2): the OFF bandpass, fitted to each scan, scales the line with it and leaves a faint copy in the
+    scans whose scale differs, ON ones among them, and none in the OFF scans it came from. The raw OFF scans hold
+    the line, so it is vetoed; a needle drifting through the ON scans of the same cadence is not."""
+    rng = np.random.default_rng(3)
+    bandpass = 10 * (1 + 0.3 * np.sin(np.arange(256) / 9))
+    x = rng.normal(0, 1, CADENCE_SHAPE) + np.array([1.2, 1, 0.8, 1, 1.1, 0.9])[:, None, None] * bandpass
+    x[..., 100] += 5.0
+    search = Search()
+    residual = search.score(x)
+    rows = np.arange(CADENCE_SHAPE[1])
+    for scan in (0, 2, 4):
+        x[scan, rows, 40 + rows // 30] += 1.5
+    needle = search.score(x)
+    assert residual["level1"] > search.threshold > max(residual["level2"], residual["level3"]), residual
+    assert needle["level3"] > 2 * search.threshold, needle
