@@ -179,6 +179,21 @@ def haystacks_above(truth: pd.DataFrame, score, threshold: float) -> pd.DataFram
     return table
 
 
+def fisher_combined(scores: dict, reference: dict) -> np.ndarray:
+    """Several detectors' scores of the same cadences as one score, by Fisher's method: each detector's score becomes
+    the share of a reference set's scores by that detector at or above it (an empirical p-value, with one added to
+    both counts; a false-positive rate where the reference is mostly haystacks, as a search's cadences are, and no
+    label is used), and the combined score is -sum(log p). Detectors that miss different needles lift each other,
+    and a cadence each calls ordinary stays ordinary. `scores` and
+    `reference` map the same detector names to scores."""
+    combined = 0.0
+    for name, score in scores.items():
+        ranked = np.sort(np.asarray(reference[name], dtype=float))
+        at_or_above = len(ranked) - np.searchsorted(ranked, np.asarray(score, dtype=float), side="left")
+        combined = combined - np.log((at_or_above + 1) / (len(ranked) + 1))
+    return np.asarray(combined, dtype=float)
+
+
 def twin_table(twins: pd.DataFrame, scores: dict, thresholds: dict | None = None) -> pd.DataFrame:
     """The twin test of several detectors, one row each ({name: scores aligned with `twins`}, the twin set's truth:
     `pair`, `target`, `kind`, `snr`). A pair is ranked right when the needle scores above its interference twin (a

@@ -205,6 +205,21 @@ def test_twin_table_counts_pairs_ranked_right_and_twins_above_threshold():
     assert row["pairs right, needle above threshold"] == 1.0
 
 
+def test_fisher_combined_lifts_needles_that_one_detector_misses_without_labels():
+    rng = np.random.default_rng(0)
+    target = np.r_[np.ones(100), np.zeros(900)]
+    a, b = rng.normal(size=1000), rng.normal(size=1000)
+    a[:50] += 4  # detector a sees the first half of the needles, b the second: each AUC about 0.75
+    b[50:100] += 4
+    combined = metrics.fisher_combined({"a": a, "b": b}, {"a": a, "b": b})
+    single = max(metrics.threshold_metrics(target, s)["auc"] for s in (a, b))
+    assert metrics.threshold_metrics(target, combined)["auc"] > single + 0.15
+    assert metrics.recall_at_fpr(target, combined) >= max(metrics.recall_at_fpr(target, s) for s in (a, b))
+    # each score as an empirical p-value against the reference: the highest of 1000 gets -log(2/1001) from one
+    top = metrics.fisher_combined({"a": np.array([a.max(), a.min()])}, {"a": a})
+    np.testing.assert_allclose(top, [-np.log(2 / 1001), -np.log(1001 / 1001)])
+
+
 def test_haystacks_above_names_the_background_that_fills_the_candidate_list():
     truth = pd.DataFrame({"target": [0, 0, 0, 0, 0, 0, 1],
                           "backgrounds": ["ripple,continuous", "continuous", "ripple", "ripple", None, "rfi", ""]})
