@@ -184,8 +184,8 @@ def fisher_combined(scores: dict, reference: dict) -> np.ndarray:
     the share of a reference set's scores by that detector at or above it (an empirical p-value, with one added to
     both counts; a false-positive rate where the reference is mostly haystacks, as a search's cadences are, and no
     label is used), and the combined score is -sum(log p). Detectors that miss different needles lift each other,
-    and a cadence each calls ordinary stays ordinary. `scores` and
-    `reference` map the same detector names to scores."""
+    and a cadence each calls ordinary stays ordinary. `scores` and `reference` map the same detector names to
+    scores."""
     combined = 0.0
     for name, score in scores.items():
         ranked = np.sort(np.asarray(reference[name], dtype=float))
