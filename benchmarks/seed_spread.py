@@ -8,7 +8,7 @@ Trains 04's best run (cadence-cnn, every training cadence, the workbook's defaul
 `--set time_average=8` gives the full profile's input) once a seed (the seed draws the split, the weights and the
 augmentation) and prints, a row a seed and then their mean and standard deviation: validation and test AUC, recall at
 1 % and 0.1 % FPR, the twin test (pairs ranked right, interference twins above the run's 1 % threshold), minutes, and
-on that seed's search sample (02's test cadences) the run beside the run and level 3 combined as 04 combines them
+on that seed's search sample (02's test cadences) the run alone and combined with level 3 as 04 combines them
 (`metrics.fisher_combined`): AUC and recall at 0.1 % FPR. About 1-3 minutes a seed on two cores.
 
 Measured (seeds 0-2, 2026-12-04): test AUC 0.888 / 0.853 / 0.869 (mean 0.870, sd 0.018), recall at 1 % FPR
