@@ -89,7 +89,7 @@ def _train(args) -> int:
                          loss=args.loss, scheduler=args.scheduler, device=args.device, precision=args.precision,
                          num_workers=args.workers, processes=distributed.launched() or args.nproc, seed=args.seed)
     preprocess = Preprocess(args.bandpass, args.time_average, args.channel_average, args.clip, args.gain,
-                            narrowband=args.narrowband)
+                            narrowband=args.narrowband, mask_lines=args.mask_lines)
     run = Run(model=args.model, layout=args.layout, preprocess=preprocess, pretrained=args.pretrained,
               augment=args.augment, interference=args.interference, inject=args.inject, limit=args.limit,
               size=tuple(args.size) if args.size else None, pool=args.pool, tta=args.tta,
@@ -216,6 +216,9 @@ def _train_options(p) -> None:
     p.add_argument("--narrowband", type=int, default=prep.narrowband, metavar="CHANNELS",
                    help="remove emission wider than about half this many channels of the full resolution, as the "
                         "search does (04's best run: 65; 0: off; default %(default)s)")
+    p.add_argument("--mask-lines", type=float, default=prep.mask_lines, metavar="SIGMAS",
+                   help="set to 0 the channels of lines that persist in the raw OFF scans, found at this many noise "
+                        "sigmas, as the search vetoes them (04's best run: 3; 0: off; default %(default)s)")
     _optimisation_options(p)
 
 

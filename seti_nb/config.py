@@ -213,6 +213,7 @@ class Run:
         return {"model": self.model, "layout": self.layout, "pretrained": self.pretrained,
                 "input": f"{rows}x{channels} per scan, bandpass {p.bandpass}"
                          + (f", wider than {p.narrowband // 2} channels removed" if p.narrowband else "")
+                         + (", persistent OFF lines masked" if p.mask_lines else "")
                          + (f", resized to {self.size[0]}x{self.size[1]}" if self.size else ""),
                 "pool": self.pool, "tta": self.tta, "pseudo": self.pseudo,
                 "pseudo_confidence": self.pseudo_confidence if self.pseudo else None,

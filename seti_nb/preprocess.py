@@ -6,13 +6,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy.ndimage import median_filter
+from scipy.ndimage import maximum_filter1d, median_filter
 
 from .cadence import FRAME_SHAPE, KAGGLE, N_FRAMES, OFF_FRAMES, Geometry
 from .runtime import check_choice, check_number, check_whole
 
 BANDPASS = ("scan", "off", "none")
 NARROWBAND_EVERY = 4  # `narrowband` takes its median at every 4th block and interpolates between
+LINE_MASK = 2  # `Preprocess.mask_lines` blanks this many channels either side of a persistent line
 MIN_NARROWBAND = 25  # `Preprocess.narrowband`'s smallest window: a needle (up to 12 channels) fills under half of it
 
 
@@ -38,6 +39,11 @@ class Preprocess:
     3. robust scaling of every scan to median 0 and noise 1 (1.4826 x the median absolute deviation), so a
        pixel reads in noise sigmas whatever the scan's brightest interference.
     4. clipping to +-`clip` sigmas (0: no clipping), so interference thousands of sigmas bright cannot dominate.
+    5. with `mask_lines` > 0, every channel within `LINE_MASK` channels of a persistent line of the raw OFF scans
+       (`persistent_lines` at `mask_lines` sigmas) set to 0 in all six scans: the `"off"` bandpass removes such a
+       line from the OFF scans and leaves a faint copy in the ON scans whose scale differs, which looks like a
+       needle that does not drift; the line's OFF evidence is gone once the bandpass is removed, so it is read
+       from the raw scans, as the search reads it (`dedoppler.Search.persistent_evidence`).
     """
 
     bandpass: str = "scan"
@@ -46,6 +52,7 @@ class Preprocess:
     clip: float = 0.0
     gain: bool = True
     narrowband: int = 0
+    mask_lines: float = 0.0
 
     def __post_init__(self):
         check_choice("bandpass", self.bandpass, BANDPASS)
@@ -56,6 +63,7 @@ class Preprocess:
                                  f"got {getattr(self, name)}")
         check_number("clip", self.clip, 0, 1e6)  # 0: no clipping
         check_whole("narrowband", self.narrowband, 0)
+        check_number("mask_lines", self.mask_lines, 0, 1e6)  # 0: no mask
         if 0 < self.narrowband < MIN_NARROWBAND:
             raise ValueError(f"narrowband must be 0 (off) or at least {MIN_NARROWBAND} channels (twice a needle's "
                              f"width at most, or it is taken for wide emission and removed), got {self.narrowband}")
@@ -75,7 +83,8 @@ class Preprocess:
     def key(self) -> str:
         """A short name that tells preprocessings apart (cache folders, checkpoints)."""
         return (f"bp-{self.bandpass}{'-gain' if self.gain else ''}_t{self.time_average}_c{self.channel_average}"
-                f"_clip{self.clip:g}" + (f"_nb{self.narrowband}" if self.narrowband else ""))
+                f"_clip{self.clip:g}" + (f"_nb{self.narrowband}" if self.narrowband else "")
+                + (f"_mask{self.mask_lines:g}" if self.mask_lines else ""))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -86,6 +95,7 @@ class Preprocess:
         Works on any number of frames (the six of a cadence, or a subset); `"off"` needs all six.
         """
         x = np.asarray(cadence, dtype=np.float32)
+        lines = persistent_lines(x, self.mask_lines) if self.mask_lines else None
         if self.bandpass == "scan":
             x = x - time_median(x)[:, None, :]
         elif self.bandpass == "off":
@@ -103,6 +113,9 @@ class Preprocess:
         x = (x - centre) / np.maximum(spread, 1e-6)
         if self.clip:
             np.clip(x, -self.clip, self.clip, out=x)
+        if lines is not None:
+            masked = maximum_filter1d((lines > 0).astype(np.uint8), 2 * LINE_MASK + 1).astype(bool)
+            x[..., masked[: x.shape[-1] * self.channel_average].reshape(-1, self.channel_average).any(1)] = 0.0
         return x
 
 
