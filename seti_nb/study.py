@@ -124,11 +124,14 @@ class Result:
         """The score above which 1 % of the test split's haystack lies: the run's survey operating point."""
         return metrics.threshold_at_fpr(self.test.target, self.test.score, 0.01)
 
-    def predict(self, data_dir, items: pd.DataFrame, side: str = "train", progress: bool = False) -> np.ndarray:
+    def predict(self, data_dir, items: pd.DataFrame, side: str = "train", progress: bool = False,
+                tta: bool | None = None) -> np.ndarray:
         """The trained model's scores of the cadences `items` (an `id` column) of another folder, in order, with
-        the run's layout and preprocessing (the twin test's set, say)."""
+        the run's layout and preprocessing (the twin test's set, say), and with the frequency mirror where the run
+        scores with it, unless `tta` says."""
         dataset = CadenceDataset(data_dir, items, self.run.layout, self.run.preprocess, side=side, progress=progress)
-        return predict(self.model, dataset, self.run.config.batch_size * 2, self.run.config.device, tta=self.run.tta)
+        tta = self.run.tta if tta is None else tta
+        return predict(self.model, dataset, self.run.config.batch_size * 2, self.run.config.device, tta=tta)
 
     def scans_worth(self, data_dir, ids, donor: str) -> pd.DataFrame:
         """What the ON and the OFF scans count for in the model's scores: each cadence of `ids` (in `data_dir`)

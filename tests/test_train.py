@@ -291,6 +291,9 @@ def test_a_briefly_trained_cadence_cnn_ranks_needles_above_their_interference_tw
     dataset = CadenceDataset(twins, truth[["id", "target"]], "frames", run.preprocess, progress=False)
     scores = {"trained": trained.predict(twins, truth), "untrained": predict(build_model("cadence-cnn", 6), dataset)}
     assert twin_table(truth, scores).loc["trained", "pairs right"] >= 0.85
+    mirrored = trained.predict(twins, truth, tta=True)  # the run scores without the mirror unless told
+    assert not np.allclose(mirrored, scores["trained"], atol=1e-4)
+    assert twin_table(truth, {"mirrored": mirrored}).loc["mirrored", "pairs right"] >= 0.85
     gap = {name: s[truth.target == 1].mean() - s[truth.target == 0].mean() for name, s in scores.items()}
     assert gap["trained"] > 0.05 > abs(gap["untrained"]) * 10, gap
 
