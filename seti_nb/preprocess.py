@@ -1,5 +1,5 @@
 """Preprocessing the field uses, one function for the classical and the deep paths: bandpass removal, averaging,
-robust scaling and clipping of every scan."""
+robust scaling and clipping of every scan, and the mask of lines that persist in the OFF scans."""
 
 from __future__ import annotations
 
@@ -92,15 +92,16 @@ class Preprocess:
     def __call__(self, cadence: np.ndarray) -> np.ndarray:
         """The preprocessed cadence, float32 `(frames, rows // time_average, channels // channel_average)`.
 
-        Works on any number of frames (the six of a cadence, or a subset); `"off"` needs all six.
+        Works on any number of frames (the six of a cadence, or a subset); `"off"` and `mask_lines` need all six.
         """
         x = np.asarray(cadence, dtype=np.float32)
+        for needs, what in ((self.bandpass == "off", "bandpass='off'"), (self.mask_lines, "mask_lines")):
+            if needs and len(x) != N_FRAMES:
+                raise ValueError(f"{what} needs all six frames of a cadence")
         lines = persistent_lines(x, self.mask_lines) if self.mask_lines else None
         if self.bandpass == "scan":
             x = x - time_median(x)[:, None, :]
         elif self.bandpass == "off":
-            if len(x) != N_FRAMES:
-                raise ValueError("bandpass='off' needs all six frames of a cadence")
             x = x - fitted_bandpass(x)[:, None, :]
         if self.gain:
             x = x - median(x)[..., None]

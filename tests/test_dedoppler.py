@@ -248,4 +248,5 @@ def test_the_models_input_masks_the_line_the_off_bandpass_leaves_in_the_on_scans
     assert np.all(after[..., 49:52] == 0), after[..., 48:53].mean((1, 2))
     np.testing.assert_allclose(after[..., :45], before[..., :45], atol=1e-5)
     assert needle[0] > 3 and np.all(after[..., 20:26].max(-1).mean(-1) == needle), needle
-
+    with pytest.raises(ValueError, match="mask_lines needs all six frames"):  # it reads the OFF scans
+        replace(plain, bandpass="scan", mask_lines=3.0)(x[:3])
