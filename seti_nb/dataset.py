@@ -107,9 +107,10 @@ class Augment:
 
     `inject` > 0 adds, with that probability, a signal drawn as the generator draws needles (`signals.render`):
     to a haystack, half the time in its ON scans only (it becomes a needle); otherwise, and always to a needle,
-    continued in cadence time through the OFF scans (interference: the label stays). The two are drawn and rendered
-    alike, so only the OFF scans tell them apart: the counterfactual that teaches the ON/OFF rule, in numbers no
-    data set holds.
+    interference (the label stays): half the time the needle's twin, the same draw continued in cadence time
+    through the OFF scans it reaches, so that only the OFF scans tell the two apart (the counterfactual that teaches
+    the ON/OFF rule, in numbers no data set holds); otherwise a path drawn apart as the generator's `continuous`
+    interference is (`signals.continuous_path`: also runs of three to five scans, starting in any scan).
     """
 
     def __init__(self, preprocess: Preprocess, max_shift: int = 16, interference: float = 0.0, inject: float = 0.0,
@@ -142,14 +143,20 @@ class Augment:
         return frames, target
 
     def _inject(self, frames: np.ndarray, target: float) -> tuple[np.ndarray, float]:
-        rng = self.rng
-        if target == 0 and rng.random() < 0.5:  # a needle, in one to three ON scans
-            on = tuple(sorted(rng.choice(ON_FRAMES, size=rng.choice([3, 2, 1], p=[0.65, 0.2, 0.15]), replace=False)))
-            params, g = draw_signal(rng, on[0], self.snr_range, self.geometry), self.geometry
-            signal, target = render(params, in_band(params, on, g), self.preprocess, rng, g), 1.0
-        else:  # the same kind of signal continued through the OFF scans
-            params, scans = continuous_path(rng, self.snr_range, self.geometry)
-            signal = render(params, scans, self.preprocess, rng, self.geometry)
+        rng, g = self.rng, self.geometry
+        # one draw, as the generator draws a needle: in one to three ON scans, in the band in the first of them
+        on = tuple(sorted(rng.choice(ON_FRAMES, size=rng.choice([3, 2, 1], p=[0.65, 0.2, 0.15]), replace=False)))
+        params = draw_signal(rng, on[0], self.snr_range, g)
+        needle, apart = rng.random(2) < 0.5  # both tossed for either label: one seed, one draw, needle or twin
+        if needle and target == 0:
+            scans, target = in_band(params, on, g), 1.0
+        else:  # its twin: the same signal continued in cadence time through the OFF scans it reaches
+            scans = in_band(params, range(N_FRAMES), g)
+            # or (and for a path that leaves the band before the first OFF scan) a path drawn apart, as the
+            # generator's `continuous` interference is: runs of three to five scans too, starting anywhere
+            if apart or not set(scans) & set(OFF_FRAMES):
+                params, scans = continuous_path(rng, self.snr_range, g)
+        signal = render(params, scans, self.preprocess, rng, g)
         frames = frames + signal
         if self.preprocess.clip:
             np.clip(frames, -self.preprocess.clip, self.preprocess.clip, out=frames)

@@ -248,6 +248,23 @@ def test_injected_signals_make_needles_of_haystack_and_continue_interference_thr
     assert not quiet.any(), "the caller's scans are never written"
 
 
+def test_the_injected_interference_is_the_injected_needles_own_draw_continued_through_the_off_scans():
+    """Only the OFF scans tell an injected needle from its twin: given one seed, the haystack turned needle and the
+    interference added to a needle are one draw, equal in the needle's ON scans, the twin's signal continued into
+    the OFF scans, half the time (otherwise the interference is a path drawn apart). Each scan's own bandpass here:
+    the OFF bandpass would carry the twin's OFF signal into its ON scans, as it should."""
+    quiet, scan_bandpass = np.zeros((6, 34, 128), np.float32), Preprocess("scan", 8, 2)
+    pairs = []
+    for seed in range(40):
+        needle, target = Augment(scan_bandpass, max_shift=0, inject=1.0, seed=seed)(quiet, 0.0)
+        if target == 1.0:
+            twin, label = Augment(scan_bandpass, max_shift=0, inject=1.0, seed=seed)(quiet, 1.0)
+            assert label == 1.0 and np.abs(twin[[1, 3, 5]]).sum() > 1e-3, seed
+            on = [i for i in (0, 2, 4) if np.abs(needle[i]).sum() > 1e-3]
+            pairs.append(np.array_equal(needle[on], twin[on]))
+    assert len(pairs) > 10 and 0.3 <= np.mean(pairs) <= 0.7, pairs
+
+
 def test_what_the_off_scans_hold_changes_the_score():
     """Both cadence-cnn designs read the OFF scans: a line added to them alone moves the logit."""
     x = torch.randn(2, 6, 34, 64)
