@@ -16,7 +16,7 @@ from .cadence import KAGGLE, N_FRAMES, OFF_FRAMES, ON_FRAMES, Geometry
 from .config import LAYOUT_CHANNELS, LAYOUTS, Run, SynthConfig
 from .data import DataError, check_files, folder_geometry, read_cadence, read_scores, side_ids
 from .preprocess import Preprocess
-from .signals import continuous_path, draw_signal, in_band, render
+from .signals import continuous_path, draw_needle, in_band, render
 
 
 def layout_channels(layout: str) -> int:
@@ -144,9 +144,7 @@ class Augment:
 
     def _inject(self, frames: np.ndarray, target: float) -> tuple[np.ndarray, float]:
         rng, g = self.rng, self.geometry
-        # one draw, as the generator draws a needle: in one to three ON scans, in the band in the first of them
-        on = tuple(sorted(rng.choice(ON_FRAMES, size=rng.choice([3, 2, 1], p=[0.65, 0.2, 0.15]), replace=False)))
-        params = draw_signal(rng, on[0], self.snr_range, g)
+        params, on = draw_needle(rng, self.snr_range, g)  # one draw, as the generator draws a needle
         needle, apart = rng.random(2) < 0.5  # both tossed for either label: one seed, one draw, needle or twin
         if needle and target == 0:
             scans, target = in_band(params, on, g), 1.0

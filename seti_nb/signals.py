@@ -8,7 +8,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .cadence import KAGGLE, N_FRAMES, OFF_FRAMES, Geometry, signal_channels
+from .cadence import KAGGLE, N_FRAMES, OFF_FRAMES, ON_FRAMES, Geometry, signal_channels
 from .preprocess import Preprocess, fitted_bandpass, time_median
 
 KINDS = ("line", "curve", "sine")
@@ -50,6 +50,14 @@ def draw_signal(rng: np.random.Generator, frame: int, snr_range, geometry: Geome
         params["sine_period_rows"] = float(rng.uniform(100, 600) * rows_per_kaggle_row)
     params["drift_hz_s"] = drift_px * g.channel_hz / g.row_seconds
     return params
+
+
+def draw_needle(rng: np.random.Generator, snr_range, geometry: Geometry = KAGGLE) -> tuple[dict, tuple[int, ...]]:
+    """A needle's parameters and the ON scans it is put in: one to three of them (65 / 20 / 15 %), in the band at a
+    random time of the first (`in_band` says which of them its path reaches)."""
+    n_on = rng.choice([3, 2, 1], p=[0.65, 0.2, 0.15])
+    on = tuple(sorted(rng.choice(ON_FRAMES, size=n_on, replace=False).tolist()))
+    return draw_signal(rng, on[0], snr_range, geometry), on
 
 
 def in_band(params: dict, frames, geometry: Geometry = KAGGLE) -> tuple[int, ...]:

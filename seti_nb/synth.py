@@ -17,7 +17,7 @@ from .cadence import KAGGLE, N_FRAMES, OFF_FRAMES, ON_FRAMES, Geometry, signal_c
 from .config import SynthConfig
 from .data import UNFINISHED, unfinished_synthesis, write_geometry
 from .runtime import check_free_space, parallel_map, progress_bar
-from .signals import continuous_path, draw_signal, in_band
+from .signals import continuous_path, draw_needle, draw_signal, in_band
 
 NOISE_MEAN = 10.0
 VERSION = 3  # of the generator: bump it when a change alters the files a seed gives
@@ -198,9 +198,7 @@ class _Maker:
         present = [b for b in BACKGROUNDS if rng.random() < BACKGROUND_P[b]]
         truth = {"target": target, "backgrounds": ",".join(present)}
         if target:
-            n_on = rng.choice([3, 2, 1], p=[0.65, 0.2, 0.15])
-            on = tuple(sorted(rng.choice(ON_FRAMES, size=n_on, replace=False).tolist()))
-            params = draw_signal(rng, on[0], snr_range, self.g)
+            params, on = draw_needle(rng, snr_range, self.g)
             on = in_band(params, on, self.g)
             self._signal(params, on, self._t_profile(params, rng))
             truth.update(params, on_frames="".join(map(str, on)))

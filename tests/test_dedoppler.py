@@ -1,5 +1,7 @@
 """The classical search: the tree against brute force, drifts recovered from injected lines, the ON/OFF veto."""
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -8,7 +10,7 @@ from scipy.ndimage import median_filter
 from seti_nb.cadence import CADENCE_SHAPE, DF_HZ, DT_S, ROWS, frame_start_s
 from seti_nb.cli import main
 from seti_nb.dedoppler import Search, _tree, brute_force, score_cadences
-from seti_nb.preprocess import average, narrowband
+from seti_nb.preprocess import Preprocess, average, narrowband
 
 
 @pytest.mark.parametrize("n", [1, 2, 8, 32])
@@ -236,10 +238,6 @@ def test_the_models_input_masks_the_line_the_off_bandpass_leaves_in_the_on_scans
     """The same still line as above, as the models see it: with the `"off"` bandpass alone its faint copy stands in
     the ON scans (the OFF scans it came from hold none, so it looks like a needle that does not drift); with
     `mask_lines` its channels read 0 in all six scans, and a needle elsewhere in the cadence is left as it was."""
-    from dataclasses import replace
-
-    from seti_nb.preprocess import Preprocess
-
     x = still_line(needle=True)
     plain = Preprocess("off", 16, 2, 20, narrowband=65)
     before, after = plain(x), replace(plain, mask_lines=3.0)(x)
