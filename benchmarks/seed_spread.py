@@ -12,11 +12,11 @@ recall at 1 % and 0.1 % FPR, the twin test (pairs ranked right, interference twi
 minutes, and on that seed's search sample (02's test cadences) the run alone and combined with level 3 as 04
 combines them (`metrics.fisher_combined`): AUC and recall at 0.1 % FPR. About 2 minutes a seed on two cores.
 
-Measured (seeds 0-4, 2026-12-04, 15 epochs, half the injected interference the injected needle's twin): test AUC
-0.914 / 0.852 / 0.871 / 0.899 / 0.879 (mean 0.883, sd 0.024), recall at 1 % FPR 0.65 / 0.49 / 0.55 / 0.53 / 0.55,
-at 0.1 % 0.50 / 0.35 / 0.33 / 0.48 / 0.35, twin pairs right 97.5 / 98.5 / 95.8 / 97.5 / 95.5 %, twins above
-threshold 2.0 / 1.8 / 1.0 / 0.5 / 1.8 %; on the search sample AUC 0.889 / 0.912 / 0.876 / 0.910 / 0.903 alone,
-0.899 / 0.893 / 0.880 / 0.920 / 0.889 with level 3.
+Measured (seeds 0-4, 2026-12-04, 15 epochs, half the injected interference the injected needle's twin, persistent
+OFF lines masked 4 channels either side): test AUC 0.909 / 0.872 / 0.875 / 0.893 / 0.885 (mean 0.887, sd 0.015),
+recall at 1 % FPR 0.64 / 0.53 / 0.56 / 0.54 / 0.59, at 0.1 % 0.50 / 0.41 / 0.36 / 0.42 / 0.41, twin pairs right
+97.5 / 96.8 / 96.5 / 97.8 / 96.5 %, twins above threshold 1.5 / 1.2 / 1.2 / 2.0 / 1.5 %; on the search sample AUC
+0.880 / 0.903 / 0.883 / 0.892 / 0.907 alone, 0.888 / 0.887 / 0.886 / 0.912 / 0.887 with level 3.
 """
 
 import argparse

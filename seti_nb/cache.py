@@ -29,7 +29,7 @@ from .data import DataError, cadence_path, check_files, folder_geometry, read_ca
 from .preprocess import Preprocess
 from .runtime import check_free_space, progress_bar, project_dir
 
-CACHE_VERSION = 3  # bump when a cache's content changes for the same key (2: the OFF bandpass fitted per scan)
+CACHE_VERSION = 4  # bump when a cache's content changes for the same key (4: `preprocess.LINE_MASK` 2 -> 4)
 RETIRE_AFTER_S = 24 * 3600  # a cache or score file of a source that has since changed, unused this long, goes
 
 

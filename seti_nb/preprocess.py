@@ -13,7 +13,10 @@ from .runtime import check_choice, check_number, check_whole
 
 BANDPASS = ("scan", "off", "none")
 NARROWBAND_EVERY = 4  # `narrowband` takes its median at every 4th block and interpolates between
-LINE_MASK = 2  # `Preprocess.mask_lines` blanks this many channels either side of a persistent line
+# `Preprocess.mask_lines` blanks this many channels either side of a persistent line: half the widest line (about
+# 4 channels) and the channel a slowly drifting line moves in a scan, so the line's place in ON scan 0, a scan
+# before the first OFF scan it is found in, is blanked too (2 left a copy of such a line there, a needle to a model)
+LINE_MASK = 4
 MIN_NARROWBAND = 25  # `Preprocess.narrowband`'s smallest window: a needle (up to 12 channels) fills under half of it
 
 

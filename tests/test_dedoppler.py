@@ -248,3 +248,18 @@ def test_the_models_input_masks_the_line_the_off_bandpass_leaves_in_the_on_scans
     assert needle[0] > 3 and np.all(after[..., 20:26].max(-1).mean(-1) == needle), needle
     with pytest.raises(ValueError, match="mask_lines needs all six frames"):  # it reads the OFF scans
         replace(plain, bandpass="scan", mask_lines=3.0)(x[:3])
+
+
+def test_the_models_input_masks_a_slowly_drifting_line_in_ON_scan_0_too():
+    """A persistent line as the generator's `rfi` draws one (5 sigma a pixel, 3 channels wide) drifting a channel a
+    scan: found in the raw OFF scans where it is, it must be blanked where it is a scan before the first of them,
+    in ON scan 0, too. Blanked 2 channels either side of where it is found (the mask before), its copy stood there
+    at 5 sigmas: a still needle in ON scan 0 alone, with its OFF evidence blanked."""
+    rng = np.random.default_rng(3)
+    bandpass = 10 * (1 + 0.3 * np.sin(np.arange(256) / 9))
+    x = rng.normal(0, 1, CADENCE_SHAPE) + np.array([1.2, 1, 0.8, 1, 1.1, 0.9])[:, None, None] * bandpass
+    rows = np.arange(6)[:, None] * ROWS + np.arange(ROWS)  # cadence time, in rows (slews left out)
+    x += 5.0 * np.exp(-0.5 * ((np.arange(256) - (100.3 + 0.004 * rows)[..., None]) / 1.3) ** 2)
+    masked = Preprocess("off", 16, 2, 20, narrowband=65, mask_lines=3.0)(x)
+    assert np.all(masked[..., 49:54] == 0), masked[..., 46:57].mean(1)  # channels 98-107: where it is, every scan
+    assert np.abs(masked.mean(1)).max() < 2, masked.mean(1).max(1)  # and no copy of it anywhere
