@@ -210,12 +210,17 @@ def test_the_search_ranks_needles_above_their_interference_twins(tmp_path):
     assert table.loc["level 1", "pairs right"] < 0.75, table
 
 
-def still_line(needle: bool = False) -> np.ndarray:
-    """A still line, 5 sigma a pixel, at channel 100 of all six scans under a bandpass whose scale changes from scan
-    to scan (1.2, 1, 0.8, 1, 1.1, 0.9); with `needle`, a needle drifting through channels 40-49 of the ON scans."""
+def scaled_bandpass() -> np.ndarray:
+    """Unit noise over a bandpass whose scale changes from scan to scan (1.2, 1, 0.8, 1, 1.1, 0.9)."""
     rng = np.random.default_rng(3)
     bandpass = 10 * (1 + 0.3 * np.sin(np.arange(256) / 9))
-    x = rng.normal(0, 1, CADENCE_SHAPE) + np.array([1.2, 1, 0.8, 1, 1.1, 0.9])[:, None, None] * bandpass
+    return rng.normal(0, 1, CADENCE_SHAPE) + np.array([1.2, 1, 0.8, 1, 1.1, 0.9])[:, None, None] * bandpass
+
+
+def still_line(needle: bool = False) -> np.ndarray:
+    """A still line, 5 sigma a pixel, at channel 100 of all six scans under `scaled_bandpass`; with `needle`, a
+    needle drifting through channels 40-49 of the ON scans."""
+    x = scaled_bandpass()
     x[..., 100] += 5.0
     rows = np.arange(CADENCE_SHAPE[1])
     for scan in (0, 2, 4) if needle else ():
@@ -252,12 +257,10 @@ def test_the_models_input_masks_the_line_the_off_bandpass_leaves_in_the_on_scans
 
 def test_the_models_input_masks_a_slowly_drifting_line_in_ON_scan_0_too():
     """A persistent line as the generator's `rfi` draws one (5 sigma a pixel, 3 channels wide) drifting a channel a
-    scan: found in the raw OFF scans where it is, it must be blanked where it is a scan before the first of them,
-    in ON scan 0, too. Blanked 2 channels either side of where it is found (the mask before), its copy stood there
-    at 5 sigmas: a still needle in ON scan 0 alone, with its OFF evidence blanked."""
-    rng = np.random.default_rng(3)
-    bandpass = 10 * (1 + 0.3 * np.sin(np.arange(256) / 9))
-    x = rng.normal(0, 1, CADENCE_SHAPE) + np.array([1.2, 1, 0.8, 1, 1.1, 0.9])[:, None, None] * bandpass
+    scan, under `scaled_bandpass`: found in the raw OFF scans where it is, it must be blanked where it is a scan
+    before the first of them, in ON scan 0, too. Blanked 2 channels either side of where it is found (the mask
+    before), its copy stood there at 5 sigmas: a still needle in ON scan 0 alone, with its OFF evidence blanked."""
+    x = scaled_bandpass()
     rows = np.arange(6)[:, None] * ROWS + np.arange(ROWS)  # cadence time, in rows (slews left out)
     x += 5.0 * np.exp(-0.5 * ((np.arange(256) - (100.3 + 0.004 * rows)[..., None]) / 1.3) ** 2)
     masked = Preprocess("off", 16, 2, 20, narrowband=65, mask_lines=3.0)(x)
