@@ -169,8 +169,11 @@ def run_model(run: Run) -> nn.Module:
 
 
 def train_and_evaluate(data_dir: str | Path, run: Run = Run(), out_dir: str | Path | None = None,
-                       name: str = "", progress: bool = True) -> Result:
+                       name: str = "", progress: bool = True, split_seed: int | None = None) -> Result:
     """Split, train on the training part, pick the epoch on validation, score and evaluate the 30 % test split.
+
+    The split is drawn with `split_seed`, by default the run's seed: a fixed split and several seeds measure what
+    the training alone varies (weights, batches, augmentation), apart from what the split varies.
 
     Seeded once, before the model is built; the device is the caller's to check first (`setup`, the command line
     do). Writes `best.pt`, `history.csv`, `metrics.json` and `test_scores.csv`
@@ -179,14 +182,15 @@ def train_and_evaluate(data_dir: str | Path, run: Run = Run(), out_dir: str | Pa
     read back from it.
     """
     if run.config.processes > 1 and not distributed.launched():
-        return _on_ranks(data_dir, run, out_dir, name)
+        return _on_ranks(data_dir, run, out_dir, name, split_seed)
     start = time.perf_counter()
     if distributed.launched():
         distributed.start(pick_device(run.config.device))
         if distributed.local_rank() == 0 and not run.preprocess.full_resolution:
             cached_frames(data_dir, "train", run.preprocess, progress=progress)  # one rank a machine builds it
         distributed.barrier()
-    fit_items, val_items, test_items = splits(read_labels(data_dir), run.config.seed, limit=run.limit)
+    split_seed = run.config.seed if split_seed is None else split_seed
+    fit_items, val_items, test_items = splits(read_labels(data_dir), split_seed, limit=run.limit)
     seed_everything(run.config.seed)
     model = run_model(run)
     train_set, val_set, test_set = datasets(data_dir, run, fit_items, val_items, test_items, progress=progress)
@@ -216,7 +220,7 @@ def _result(data_dir, run: Run, name: str, trained: TrainResult, scored: pd.Data
                   model=model)
 
 
-def _on_ranks(data_dir, run: Run, out_dir, name: str) -> Result:
+def _on_ranks(data_dir, run: Run, out_dir, name: str, split_seed: int | None) -> Result:
     """`run` trained by `run.config.processes` ranks that torchrun starts, each running `train_and_evaluate` on the
     settings written to `out_dir/run.json` (`python -m seti_nb.study`); the result read back from the run folder
     (all but the learning rate of every step: the history holds each epoch's last)."""
@@ -224,7 +228,8 @@ def _on_ranks(data_dir, run: Run, out_dir, name: str) -> Result:
         raise ValueError("training on several processes needs an out_dir: the processes write the run there")
     start, out = time.perf_counter(), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "run.json").write_text(json.dumps({"data": str(data_dir), "run": run.to_dict(), "name": name}) + "\n")
+    (out / "run.json").write_text(json.dumps({"data": str(data_dir), "run": run.to_dict(), "name": name,
+                                                  "split_seed": split_seed}) + "\n")
     if distributed.launch("seti_nb.study", [str(out / "run.json")], run.config.processes):
         raise RuntimeError(f"{out}: training on {run.config.processes} processes failed (their messages are above)")
     checkpoint = load_checkpoint(out / "best.pt")
@@ -366,6 +371,7 @@ if __name__ == "__main__":  # one rank of a run on several processes: torchrun .
     spec = Path(sys.argv[1])
     settings = json.loads(spec.read_text())
     try:
-        train_and_evaluate(settings["data"], Run.from_dict(settings["run"]), spec.parent, settings["name"])
+        train_and_evaluate(settings["data"], Run.from_dict(settings["run"]), spec.parent, settings["name"],
+                           split_seed=settings["split_seed"])
     finally:
         distributed.finish()

@@ -321,6 +321,21 @@ def test_a_briefly_trained_cadence_cnn_ranks_needles_above_their_interference_tw
     assert np.allclose(worth.score, scores["trained"][truth.target == 0][:20], atol=1e-3)  # the cache's float16
 
 
+def test_a_fixed_split_leaves_the_seed_to_the_training(synth_data):
+    """`split_seed` draws the split apart from the run's seed (`benchmarks/seed_spread.py --split`): two seeds on
+    one split are tested on the same cadences and differ in their training alone; by default a seed draws its own
+    split."""
+    from seti_nb.study import splits, train_and_evaluate
+
+    labels = read_labels(synth_data)
+    run = Run("small-cnn", "on_stack", COARSE, limit=60, config=TrainConfig(epochs=1, seed=3))
+    fixed = [train_and_evaluate(synth_data, run.but(seed=seed), split_seed=0, progress=False) for seed in (3, 4)]
+    own = train_and_evaluate(synth_data, run, progress=False)
+    assert list(fixed[0].test.id) == list(fixed[1].test.id) == list(splits(labels, 0)[2].id)
+    assert list(own.test.id) == list(splits(labels, 3)[2].id) != list(fixed[0].test.id)
+    assert not np.allclose(fixed[0].test.score, fixed[1].test.score)
+
+
 def test_scans_worth_replaces_one_kind_of_scan_at_a_time(tiny):
     """`Result.scans_worth` scores each cadence with its three OFF scans, as the model sees them, from the donor
     (then its three ON scans): a model that reads the OFF scans' mean alone moves by exactly the difference when
