@@ -39,6 +39,8 @@ def evidence_scan(model: CadenceCNN, preprocess: Preprocess, root, ids) -> pd.Se
             model(torch.from_numpy(to_layout(preprocess(data.read_cadence(root, i)), "frames"))[None])
     finally:
         hook.remove()
+    if not heads:  # no cadence to read (a run with no needle above its threshold)
+        return pd.Series([], dtype=int, name="ON scan")
     width = heads[0].shape[1]
     weight = model.fc.weight[0, :width]  # on the features' maximum over the ON scans
     per_scan = [(h.amax((-2, -1)) * weight).sum(1).numpy() for h in heads]  # (ON scans,) each
