@@ -89,7 +89,7 @@ def main():
         rates = {}
         for precision in ("fp32", "auto"):
             torch.manual_seed(0)
-            model = build_model(name, in_channels=layout_channels(layout))
+            model = build_model(name, in_channels=layout_channels(layout), channel_average=prep.channel_average)
             dtype = training_dtype(model, "cpu", precision)
             rates[str(dtype).replace("torch.", "") if dtype else "float32"] = training_rate(model, shape, dtype)
         print(f"training {name} on {layout} {'x'.join(map(str, shape))}: "

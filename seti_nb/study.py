@@ -165,7 +165,7 @@ def with_truth(data_dir, table: pd.DataFrame) -> pd.DataFrame:
 def run_model(run: Run) -> nn.Module:
     """The untrained model of a run: its architecture, input channels, weights, input size and pooling."""
     return build_model(run.model, in_channels=run.in_channels, pretrained=run.pretrained, size=run.size,
-                       pool=run.pool)
+                       pool=run.pool, channel_average=run.preprocess.channel_average)
 
 
 def train_and_evaluate(data_dir: str | Path, run: Run = Run(), out_dir: str | Path | None = None,

@@ -354,7 +354,7 @@ def model_from_checkpoint(checkpoint: dict, path: str | Path = "checkpoint") -> 
     """Rebuild the model a checkpoint was trained as, with its weights."""
     meta = checked_meta(checkpoint["meta"], path)
     model = build_model(meta["model"], in_channels=meta["in_channels"], size=meta.get("size"),
-                        pool=meta.get("pool", "avg"))
+                        pool=meta.get("pool", "avg"), channel_average=meta["preprocess"]["channel_average"])
     try:
         model.load_state_dict(checkpoint["model"])
     except RuntimeError:

@@ -14,8 +14,17 @@ from seti_nb.dataset import Augment, CadenceDataset, to_layout
 from seti_nb.models import LITE0_TIMM, build_model, lite0_imagenet_state_dict
 from seti_nb.preprocess import Preprocess
 from seti_nb.runtime import seed_everything
-from seti_nb.study import split, trained_run
-from seti_nb.train import _loader, fit, load_checkpoint, mixup_or, model_from_checkpoint, predict, training_dtype
+from seti_nb.study import run_model, split, trained_run
+from seti_nb.train import (
+    _loader,
+    fit,
+    load_checkpoint,
+    mixup_or,
+    model_from_checkpoint,
+    predict,
+    save_checkpoint,
+    training_dtype,
+)
 
 COARSE = Preprocess("scan", time_average=16, channel_average=8, clip=20)  # 17 x 32 per scan: fast tests
 
@@ -278,6 +287,22 @@ def test_what_the_off_scans_hold_changes_the_score():
         build_model("cadence-cnn", in_channels=1)
 
 
+def test_cadence_cnn_at_full_frequency_resolution_keeps_the_features_grid_and_its_checkpoint(tmp_path):
+    """At full frequency resolution cadence-cnn's first convolution strides 4 channels, so its features lie on the
+    grid of the 2-channel input (the context's reach in frequency unchanged); its checkpoint rebuilds that model."""
+    from seti_nb.study import run_model
+
+    full, averaged = (Run().but(channel_average=k) for k in (1, 2))
+    x = torch.randn(2, 6, 17, 256)
+    grids = [run_model(run).encoder(x[:, :1, :, ::k]).shape for run, k in ((full, 1), (averaged, 2))]
+    assert grids[0] == grids[1] == (2, 32, 4, 32)
+    model = run_model(full).eval()
+    save_checkpoint(tmp_path / "full.pt", {"model": model.state_dict(), "meta": full.meta(), "config": {}})
+    rebuilt = model_from_checkpoint(load_checkpoint(tmp_path / "full.pt")).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt(x), model(x))
+
+
 def test_the_head_convolved_part_by_part_is_the_convolution_of_the_parts_side_by_side():
     """cadence-cnn convolves the OFF scans' same-place features once per cadence, not once per ON scan: the sum of
     the parts' convolutions must equal the head's convolution of the features concatenated per ON scan."""
@@ -410,8 +435,6 @@ def test_kaggle_inputs_resized_gem_pooled_and_mirrored_at_test_time(tmp_path):
     """The Kaggle solutions' inputs as run settings: the image resized on the device, GeM pooling, test-time
     mirroring in frequency; a checkpoint rebuilds all three, and refuses an edited size."""
     from seti_nb.models import GeM, Resized
-    from seti_nb.study import run_model
-    from seti_nb.train import save_checkpoint
 
     run = Run(model="timm:tf_efficientnet_lite0", layout="all_stack", size=(64, 96), pool="gem", tta=True)
     seed_everything(0)
