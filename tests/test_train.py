@@ -290,8 +290,6 @@ def test_what_the_off_scans_hold_changes_the_score():
 def test_cadence_cnn_at_full_frequency_resolution_keeps_the_features_grid_and_its_checkpoint(tmp_path):
     """At full frequency resolution cadence-cnn's first convolution strides 4 channels, so its features lie on the
     grid of the 2-channel input (the context's reach in frequency unchanged); its checkpoint rebuilds that model."""
-    from seti_nb.study import run_model
-
     full, averaged = (Run().but(channel_average=k) for k in (1, 2))
     x = torch.randn(2, 6, 17, 256)
     grids = [run_model(run).encoder(x[:, :1, :, ::k]).shape for run, k in ((full, 1), (averaged, 2))]
