@@ -5,7 +5,12 @@ of three to five), rendered onto the test split's haystacks that carry none, and
 1 % FPR threshold (from its own test scores) by the scans the path is seen in, its kind, drift and SNR, and with and
 without each of the haystack's other backgrounds.
 
+With `--one-sided`, pairs instead, one a haystack: a needle in one ON scan, and its twin, the same draw continued
+into one adjacent OFF scan only (interference that starts or stops within the cadence: an ON scan with OFF evidence
+on one side, as ON 0 always has); pairs ranked right and the shares of twins and needles above the threshold.
+
     .venv/bin/python benchmarks/interference_forms.py RUN_DIR [--data DIR] [--haystacks 1000] [--repeats 3] [--seed 5]
+        [--one-sided]
 
 RUN_DIR: a training run's folder with `best.pt` and `test_scores.csv` (`seti-nb train`, or a notebook's run such as
 `runs/04_efficientnet_transfer-*/cadence-cnn`). A model that knows the ON/OFF rule lets none through, whatever the
@@ -21,9 +26,10 @@ import pandas as pd
 import torch
 
 from seti_nb import data, metrics
+from seti_nb.cadence import ON_FRAMES
 from seti_nb.dataset import to_layout
 from seti_nb.preprocess import Preprocess
-from seti_nb.signals import continuous_path, render
+from seti_nb.signals import continuous_path, draw_signal, in_band, render
 from seti_nb.study import trained_run
 from seti_nb.synth import BACKGROUNDS
 from seti_nb.workbook import ensure_data
@@ -31,10 +37,45 @@ from seti_nb.workbook import ensure_data
 SNR_RANGE = (8.0, 80.0)  # the twin test's: from where a good detector starts to find needles
 
 
+def one_sided(rng: np.random.Generator) -> tuple[dict, tuple[int, ...], tuple[int, ...]]:
+    """A needle's parameters, its ON scan, and its twin's scans: that ON scan and one adjacent OFF scan, in band."""
+    while True:
+        scan = int(rng.choice(ON_FRAMES))
+        other = scan + 1 if scan == 0 or rng.random() < 0.5 else scan - 1
+        params = draw_signal(rng, scan, SNR_RANGE)
+        if len(in_band(params, (scan, other))) == 2:
+            return params, (scan,), tuple(sorted((scan, other)))
+
+
 def scored(model, images: list[np.ndarray], batch: int = 128) -> np.ndarray:
     with torch.no_grad():
         return np.concatenate([torch.sigmoid(model(torch.as_tensor(np.stack(images[i:i + batch])))).flatten().numpy()
                                for i in range(0, len(images), batch)])
+
+
+def drawn(scans: list[np.ndarray], forms: list[set], preprocess: Preprocess, layout: str, repeats: int, seed: int,
+          pairs: bool) -> tuple[list[dict], list[np.ndarray]]:
+    """What is rendered onto each clean haystack, `repeats` times: one continuous signal, or with `pairs` a needle and
+    its one-sided twin (one scintillation for both); a row of truth for each, and the model inputs in that order."""
+    rng, rows, images = np.random.default_rng(seed), [], []
+
+    def model_input(image: np.ndarray) -> np.ndarray:
+        return to_layout(np.clip(image, -preprocess.clip, preprocess.clip) if preprocess.clip else image, layout)
+
+    for _ in range(repeats):
+        for x, present in zip(scans, forms):
+            if pairs:
+                params, needle, frames = one_sided(rng)
+                draw = int(rng.integers(2**32))
+                images += [model_input(x + render(params, seen, preprocess, np.random.default_rng(draw)))
+                           for seen in (needle, frames)]
+            else:
+                params, frames = continuous_path(rng, SNR_RANGE)
+                images.append(model_input(x + render(params, frames, preprocess, rng)))
+            rows.append({"scans": "".join(map(str, frames)), "kind": params["kind"], "SNR": params["snr"],
+                         "drift (channels a row)": abs(params["drift_px"]),
+                         **{form: form in present for form in BACKGROUNDS}})
+    return rows, images
 
 
 def main() -> None:
@@ -44,30 +85,28 @@ def main() -> None:
     parser.add_argument("--haystacks", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--one-sided", action="store_true", help="needles and their one-sided twins, in pairs")
     args = parser.parse_args()
     root = ensure_data(args.data)
     model, meta, test = trained_run(args.run, root)
     preprocess = Preprocess(**meta["preprocess"])
     threshold = metrics.threshold_at_fpr(test.target, test.score, 0.01)
     clean = test[(test.target == 0) & ~test.backgrounds.fillna("").str.contains("continuous")].head(args.haystacks)
-    scans = [preprocess(data.read_cadence(root, i)) for i in clean.id]
-    rng, rows, images = np.random.default_rng(args.seed), [], []
-    forms = [set(b.split(",")) for b in clean.backgrounds.fillna("")]
-    for _ in range(args.repeats):
-        for x, present in zip(scans, forms):
-            params, frames = continuous_path(rng, SNR_RANGE)
-            image = x + render(params, frames, preprocess, rng)
-            images.append(to_layout(np.clip(image, -preprocess.clip, preprocess.clip) if preprocess.clip else image,
-                                    meta["layout"]))
-            rows.append({"scans": "".join(map(str, frames)), "kind": params["kind"], "SNR": params["snr"],
-                         "drift (channels a row)": abs(params["drift_px"]),
-                         **{form: form in present for form in BACKGROUNDS}})
+    rows, images = drawn([preprocess(data.read_cadence(root, i)) for i in clean.id],
+                         [set(b.split(",")) for b in clean.backgrounds.fillna("")], preprocess, meta["layout"],
+                         args.repeats, args.seed, args.one_sided)
     start = time.perf_counter()
-    table = pd.DataFrame(rows).assign(above=scored(model, images) > threshold)
+    scores = scored(model, images).reshape(len(rows), -1)  # (needle,) twin or continuous signal
     seconds = time.perf_counter() - start
+    table = pd.DataFrame(rows).assign(above=scores[:, -1] > threshold)
+    what = "one-sided twin" if args.one_sided else "continuous signal"
     print(f"{args.run}: 1 % FPR threshold {threshold:.4f}; clean haystacks above it: "
-          f"{(clean.score > threshold).mean():.1%} of {len(clean)}; with one continuous signal: "
-          f"{table.above.mean():.1%} of {len(table)} ({len(table) / seconds:.0f} cadences/s scored)")
+          f"{(clean.score > threshold).mean():.1%} of {len(clean)}; with one {what}: "
+          f"{table.above.mean():.1%} of {len(table)} ({len(images) / seconds:.0f} cadences/s scored)")
+    if args.one_sided:
+        table = table.assign(needle_above=scores[:, 0] > threshold, right=scores[:, 0] > scores[:, 1])
+        print(f"one-sided pairs: {table.right.mean():.1%} ranked right; needles above the threshold: "
+              f"{table.needle_above.mean():.1%}")
     table["SNR"] = pd.cut(table.SNR, [8, 15, 30, 80], right=False)
     table["drift (channels a row)"] = pd.cut(table["drift (channels a row)"], [0, 0.01, 0.03, 0.1, 0.4])
     for by in ("scans", "kind", "drift (channels a row)", "SNR"):
