@@ -91,7 +91,8 @@ def _train(args) -> int:
     preprocess = Preprocess(args.bandpass, args.time_average, args.channel_average, args.clip, args.gain,
                             narrowband=args.narrowband, mask_lines=args.mask_lines)
     run = Run(model=args.model, layout=args.layout, preprocess=preprocess, pretrained=args.pretrained,
-              augment=args.augment, interference=args.interference, inject=args.inject, limit=args.limit,
+              augment=args.augment, interference=args.interference, inject=args.inject, pairs=args.pairs,
+              limit=args.limit,
               size=tuple(args.size) if args.size else None, pool=args.pool, tta=args.tta,
               pseudo=str(args.pseudo or ""), pseudo_confidence=args.pseudo_confidence, config=config)
     data = ensure_data(args.data or "")  # made once, before any training process starts
@@ -238,6 +239,9 @@ def _optimisation_options(p) -> None:
                    help="with --augment: the chance of injecting a signal, a needle in the ON scans only or the same "
                         "kind continued through the OFF scans (interference), which only the OFF scans tell apart "
                         "(default %(default)s)")
+    p.add_argument("--pairs", type=int, default=run.pairs,
+                   help="with --augment and the frames layout: counterfactual pairs added to each batch, a needle "
+                        "and the same draw continued through the OFF scans, ranked by a pairwise loss")
     p.add_argument("--limit", type=int, default=run.limit, help="train on a stratified subset of this many cadences")
     p.add_argument("--pseudo", type=Path, default=None, metavar="SCORES_CSV",
                    help="pseudo-labelling: a score file of the unlabelled test side (what `seti-nb predict` writes); "

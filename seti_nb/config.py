@@ -150,6 +150,7 @@ class Run:
     augment: bool = True  # frequency flip and shift on the training data
     interference: float = 0.4  # with augment: the chance of each kind of added interference (see dataset.Augment)
     inject: float = 0.5  # with augment: the chance of an injected signal, needle or interference (dataset.Augment)
+    pairs: int = 0  # with augment, 'frames' layout: counterfactual pairs added to each batch (dataset.Augment.paired)
     limit: int = 0  # train on a stratified subset of this many cadences; 0 keeps the whole training part
     size: tuple[int, int] | None = None  # resize the layout's image to (height, width) on the device; None: as is
     pool: str = "avg"  # avg | gem: an EfficientNet's global pooling
@@ -172,6 +173,11 @@ class Run:
         check_number("interference", self.interference, 0, 1)
         check_number("inject", self.inject, 0, 1)
         check_whole("limit", self.limit, 0)
+        check_whole("pairs", self.pairs, 0)
+        if self.pairs and (self.layout != "frames" or not self.augment or self.config.mixup):
+            raise ValueError(f"pairs need the 'frames' layout, augment=True and no mixup (a needle and its twin are "
+                             f"drawn onto the six scans of a batch's haystacks and ranked against each other), got "
+                             f"layout {self.layout!r}, augment={self.augment}, mixup={self.config.mixup}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -218,7 +224,7 @@ class Run:
                 "pool": self.pool, "tta": self.tta, "pseudo": self.pseudo,
                 "pseudo_confidence": self.pseudo_confidence if self.pseudo else None,
                 "augment": self.augment, "interference": self.interference if self.augment else 0.0,
-                "inject": self.inject if self.augment else 0.0,
+                "inject": self.inject if self.augment else 0.0, "pairs": self.pairs,
                 "sampler": self.config.sampler, "loss": self.config.loss,
                 "scheduler": self.config.scheduler, "processes": self.config.processes}
 

@@ -111,13 +111,19 @@ class Augment:
     through the OFF scans it reaches, so that only the OFF scans tell the two apart (the counterfactual that teaches
     the ON/OFF rule, in numbers no data set holds); otherwise a path drawn apart as the generator's `continuous`
     interference is (`signals.continuous_path`: also runs of three to five scans, starting in any scan).
+
+    `pairs` > 0: the trainer asks `paired` for that many counterfactual pairs on each batch's haystacks, which it
+    ranks by a pairwise loss (`train.PAIR_WEIGHT`).
     """
 
     def __init__(self, preprocess: Preprocess, max_shift: int = 16, interference: float = 0.0, inject: float = 0.0,
-                 seed: int = 0, snr_range: tuple[float, float] = SynthConfig().snr_range, geometry: Geometry = KAGGLE):
+                 seed: int = 0, snr_range: tuple[float, float] = SynthConfig().snr_range, geometry: Geometry = KAGGLE,
+                 pairs: int = 0):
         self.preprocess, self.max_shift, self.interference, self.inject = preprocess, max_shift, interference, inject
+        self.pairs = pairs
         self.snr_range, self.geometry = snr_range, geometry
         self.rng = np.random.default_rng(seed)
+        self.pair_rng = np.random.default_rng([seed, 7])  # pairs on or off, the other draws stay the same
 
     def __call__(self, frames: np.ndarray, target: float) -> tuple[np.ndarray, float]:
         rng = self.rng
@@ -160,6 +166,35 @@ class Augment:
             np.clip(frames, -self.preprocess.clip, self.preprocess.clip, out=frames)
         return frames, target
 
+    def paired(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """The batch `x` (`(batch, 6, rows, channels)`, the 'frames' layout) and its labels `y` with up to `pairs`
+        counterfactual pairs after them, `k` needles then their `k` twins: each pair one haystack of the batch and
+        one draw, as the generator draws needles, continued in cadence time through every scan its path reaches (the
+        twin, label 0), and the same rendering in the draw's ON scans alone (the needle, label 1): the two differ in
+        the OFF scans alone, even where the OFF bandpass carries the twin's OFF signal into its ON scans. Returns
+        the joined batch, labels and `k` (fewer where the batch holds fewer haystacks)."""
+        rng, g, clip = self.pair_rng, self.geometry, self.preprocess.clip
+        haystacks = rng.permutation(np.flatnonzero(y.numpy() < 0.5))[: self.pairs]
+        needles, twins = [], []
+        for i in haystacks:
+            for _ in range(20):  # a path seen in one of the needle's ON scans and in an OFF scan
+                params, on = draw_needle(rng, self.snr_range, g)
+                scans = in_band(params, range(N_FRAMES), g)
+                if set(scans) & set(on) and set(scans) & set(OFF_FRAMES):
+                    break
+            else:
+                continue
+            twin = render(params, scans, self.preprocess, rng, g)
+            needle = np.where(np.isin(np.arange(N_FRAMES), on)[:, None, None], twin, 0)  # equal in its ON scans
+            for signal, out in ((needle, needles), (twin, twins)):
+                made = x[i].numpy() + signal
+                out.append(np.clip(made, -clip, clip) if clip else made)
+        k = len(needles)
+        if not k:
+            return x, y, 0
+        extra = torch.from_numpy(np.stack(needles + twins).astype(np.float32))
+        return torch.cat([x, extra]), torch.cat([y, torch.ones(k), torch.zeros(k)]), k
+
 
 class Joined(ConcatDataset):
     """Datasets one after another (the training part and pseudo-labelled test cadences), with their `targets`
@@ -190,7 +225,7 @@ def datasets(data_dir, run: Run, *items, progress: bool = True) -> list[CadenceD
     for i, part in enumerate(items):
         seed = run.config.seed + 1_000_003 * distributed.world()[0]  # ranks draw apart
         transform = (Augment(run.preprocess, interference=run.interference, inject=run.inject, seed=seed,
-                             geometry=folder_geometry(data_dir)) if run.augment and i == 0 else None)
+                             geometry=folder_geometry(data_dir), pairs=run.pairs) if run.augment and i == 0 else None)
         made.append(CadenceDataset(data_dir, part, run.layout, run.preprocess, transform=transform,
                                    progress=progress))
     sure = pseudo_labelled(data_dir, run.pseudo, run.pseudo_confidence) if run.pseudo and made else ()

@@ -490,3 +490,40 @@ def test_pseudo_labels_from_a_score_file_join_the_training_part(synth_data, tmp_
                  "--pseudo", str(path), "--pseudo-confidence", "0.9", "--out", str(tmp_path / "runs")]) == 0
     (folder,) = (tmp_path / "runs").iterdir()
     assert pd.read_json(folder / "metrics.json", typ="series").train_cadences == 60 + len(sure)
+
+
+def test_counterfactual_pairs_differ_in_the_off_scans_alone():
+    """`Augment.paired`: each pair is one haystack of the batch and one draw, the needle (label 1) in the draw's ON
+    scans, its twin (label 0) the same signal continued through the OFF scans it reaches: equal in the needle's ON
+    scans (each scan's own bandpass here), apart in the OFF scans, which the needle leaves as the haystack had them."""
+    x = torch.stack([torch.full((6, 34, 128), float(i)) for i in range(5)])  # haystack i holds the value i
+    y = torch.tensor([0.0, 1.0, 0.0, 0.0, 0.0])
+    augment = Augment(Preprocess("scan", 8, 2), max_shift=0, seed=2, pairs=3)
+    joined, labels, k = augment.paired(x, y)
+    assert k == 3 and torch.equal(joined[:5], x) and labels.tolist() == y.tolist() + [1.0] * 3 + [0.0] * 3
+    for needle, twin in zip(joined[5:8].numpy(), joined[8:].numpy()):
+        base = needle[1, 0, 0]
+        assert base in (0.0, 2.0, 3.0, 4.0) and np.all(needle[[1, 3, 5]] == base), "a haystack's own OFF scans"
+        on = [i for i in (0, 2, 4) if np.abs(needle[i] - base).sum() > 1e-3]
+        assert on and np.array_equal(needle[on], twin[on])
+        assert np.abs(twin[[1, 3, 5]] - base).sum() > 1e-3
+    assert augment.paired(x, torch.ones(5))[2] == 0, "no haystack, no pair"
+    for bad in ({"layout": "contrast"}, {"augment": False}, {"mixup": 0.4}):
+        with pytest.raises(ValueError, match="pairs need"):
+            Run().but(pairs=4, **bad)
+
+
+def test_training_with_pairs_adds_them_to_every_batch_and_reports_the_batch_alone(small_sets, synth_data):
+    """The trainer asks a training set's transform for its pairs on every batch, trains on them, and keeps its
+    running metrics to the batch it was given."""
+    _, train, val = small_sets
+    make = lambda df, **kw: CadenceDataset(synth_data, df, "frames", COARSE, progress=False, **kw)  # noqa: E731
+    augment = Augment(COARSE, seed=0, pairs=2)
+    calls = []
+    paired = augment.paired
+    augment.paired = lambda x, y: calls.append(len(y)) or paired(x, y)
+    seed_everything(0)
+    config = TrainConfig(epochs=2, batch_size=8, seed=0)
+    result = fit(build_model("cadence-cnn", 6), make(train, transform=augment), make(val), config, progress=False)
+    assert len(calls) == 2 * int(np.ceil(len(train) / 8)) and sum(calls) == 2 * len(train)
+    assert np.isfinite(result.history.train_loss).all() and len(result.history) == 2
