@@ -36,6 +36,19 @@ def window_max(profile: np.ndarray, half: int) -> np.ndarray:
     return maximum_filter1d(profile, 2 * half + 1, axis=-1, mode="constant", cval=-np.inf)
 
 
+def chord_max(rows: np.ndarray, shifts, starts: bool) -> np.ndarray:
+    """For each row d of `rows` `(drifts, channels)`, a plane's bins by drift and start channel, whose chord runs
+    from its start c to c + shifts[d]: with `starts`, at each channel x the strongest bin whose chord covers x;
+    without, at each start c the strongest value of the row over the channels its chord covers."""
+    out = np.empty_like(rows)
+    for d, shift in enumerate(shifts):
+        size = abs(int(shift)) + 1
+        before = (shift >= 0) == starts  # the window lies at and before the channel
+        out[d] = maximum_filter1d(rows[d], size, mode="constant", cval=-np.inf,
+                                  origin=(size - 1) // 2 if before else -(size // 2))
+    return out
+
+
 def read_shifted(profile: np.ndarray, shifts: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """out[d, c] = profile[c + shifts[d]] (-inf where that leaves the band); into a given `out`, its maximum with
     what it holds."""

@@ -23,13 +23,13 @@ from scipy.ndimage import maximum_filter, maximum_filter1d
 from .cache import cache_root, fingerprint, source_stem, tidy, touch
 from .cadence import KAGGLE, OFF_FRAMES, ON_FRAMES, Geometry
 from .config import SearchSettings
-from .crossing import crossing_tracks, ends, max_rows_shifted, window_max
+from .crossing import chord_max, crossing_tracks, ends, max_rows_shifted, window_max
 from .data import folder_geometry, map_cadences, side_ids
 from .preprocess import NARROWBAND_EVERY, Preprocess, narrowband, persistent_lines
 from .runtime import check_writable
 
-SCORES_VERSION = 3  # of the search's scores: bump it when a change alters them for the same settings (kept scores)
-DRIFT_TOLERANCE = 0.25  # Hz/s: a track vetoes the ON bins its path meets that drift within this of it
+SCORES_VERSION = 4  # of the search's scores: bump it when a change alters them for the same settings (kept scores)
+DRIFT_TOLERANCE = 0.25  # Hz/s: an OFF track or chord vetoes the ON bins it meets that drift within this of it
 PERSISTENT = (3.0, 6)  # a persistent line in the raw OFF scans: its noise sigmas, and the channels it vetoes beyond
 
 
@@ -242,13 +242,17 @@ class Search(SearchSettings):
 
     def off_evidence(self, off: np.ndarray) -> np.ndarray:
         """For each ON scan and bin (drift, start channel) of its plane, the strongest OFF signal on that bin's path
-        continued in time (`on_path`), or of any drift starting or ending within `veto_channels` of the bin's start
-        (interference that restarts in every scan; a path bending within a scan, whose chords differ from scan to
-        scan). `off`: the three OFF planes `(3, drifts, channels)`; returns `(3, drifts, channels)`."""
+        continued in time (`on_path`), of any drift starting or ending within `veto_channels` of the bin's start
+        (interference that restarts in every scan), or drifting within `DRIFT_TOLERANCE` of the bin over a channel
+        its chord covers (a path bending about its place: its chords differ from scan to scan, the channels they
+        cover do not). `off`: the three OFF planes `(3, drifts, channels)`; returns `(3, drifts, channels)`."""
+        shifts, near = _scan_shifts(self), round(DRIFT_TOLERANCE * self.row_s * (self.rows - 1) / self.channel_hz)
         reach = np.empty((len(off), off.shape[-1]), off.dtype)
-        ends(off, _scan_shifts(self), reach)
+        ends(off, shifts, reach)
         same_place = window_max(np.maximum(off.max(axis=(0, 1)), reach.max(axis=0)), self.veto_channels)
-        return np.maximum(same_place, self.on_path(off, ON_FRAMES, OFF_FRAMES).max(axis=1))
+        covered = window_max(chord_max(off.max(axis=0), shifts, starts=True), self.veto_channels)
+        bent = chord_max(maximum_filter1d(covered, 2 * near + 1, axis=0, mode="nearest"), shifts, starts=False)
+        return np.maximum(np.maximum(same_place, bent), self.on_path(off, ON_FRAMES, OFF_FRAMES).max(axis=1))
 
     def on_path(self, planes: np.ndarray, sources, targets, outside: float = 0.0) -> np.ndarray:
         """For each bin (drift, start channel) of the planes of scans `sources`, the strongest signal of each of
@@ -289,10 +293,7 @@ class Search(SearchSettings):
 
 def _slack_steps(channels: int) -> tuple[int, ...]:
     """The extra channels of the windows a continued path is searched in: 0, 2, 6, 14... up to the band."""
-    steps = [0]
-    while steps[-1] < channels:
-        steps.append(2 * steps[-1] + 2)
-    return tuple(steps)
+    return tuple(2 ** k - 2 for k in range(1, (channels + 1).bit_length() + 1))  # the last one reaching `channels`
 
 
 @functools.lru_cache(maxsize=8)

@@ -194,6 +194,34 @@ def test_a_bending_path_through_all_six_scans_is_vetoed_by_either_veto(amplitude
     assert Search(track_threshold=1e4).score(needle)["level3"] == Search().score(needle)["level3"]
 
 
+@pytest.mark.parametrize("amplitude, period_s", [(29, 263), (30, 200)])
+def test_a_path_turning_within_each_scan_is_vetoed_by_the_off_chords_over_its_channels(amplitude, period_s):
+    """A sine of about a period a scan: each scan's best whole-scan bin is a steep chord that the straight
+    continuation, the same-place test and the quarter tracks all miss. The OFF scans' chords that drift as it does
+    over the channels it covers veto it to the noise; the same path in the ON scans only keeps its score."""
+    noise, needle, interference = _cadence(7), _cadence(7), _cadence(7)
+    for frame in range(6):
+        if frame in (0, 2, 4):
+            _add_sine(needle, frame, 128, amplitude, period_s, 3.0)
+        _add_sine(interference, frame, 128, amplitude, period_s, 3.0)
+    levels = {name: Search().score(c)["level3"] for name, c in
+              (("noise", noise), ("needle", needle), ("interference", interference))}
+    assert levels["interference"] < 1.25 * levels["noise"] < levels["needle"] / 1.25, levels
+
+
+def test_an_off_chord_over_a_needles_channels_at_another_drift_does_not_veto_it():
+    """A steep line restarting in every OFF scan crosses the channels of a slow needle in the ON scans: its chords
+    cover the needle's channels at a drift far from the needle's (over `DRIFT_TOLERANCE`), so the needle keeps its
+    score."""
+    needle, crossed = _cadence(5), _cadence(5)
+    for frame in (0, 2, 4):
+        for cadence in (needle, crossed):
+            _add_line(cadence, frame, 100, 0.1, 1.0, local_time=True)
+    for frame in (1, 3, 5):
+        _add_line(crossed, frame, 40, 1.0, 1.5, local_time=True)  # channels 40 to about 140 in each OFF scan
+    assert Search().score(crossed)["level3"] == pytest.approx(Search().score(needle)["level3"], rel=0.02)
+
+
 def test_the_search_ranks_needles_above_their_interference_twins(tmp_path):
     """The twin test, on a few pairs of the generator's twin set: level 3 ranks nearly every needle above the same
     signal continued through the OFF scans; level 1, which ignores the OFF scans, cannot (about half)."""
