@@ -136,7 +136,8 @@ class Result:
     def scans_worth(self, data_dir, ids, donor: str) -> pd.DataFrame:
         """What the ON and the OFF scans count for in the model's scores: each cadence of `ids` (in `data_dir`)
         scored as it is, with its three OFF scans (as the model sees them) replaced by those of the cadence `donor`
-        (one the model scores low: plain scans), and with its three ON scans replaced; and the logit each kind
+        (a quiet haystack: plain scans; not simply the lowest-scoring one, which may hold interference the
+        model vetoes), and with its three ON scans replaced; and the logit each kind
         of scan adds (as is minus replaced). By the ON/OFF rule a signal that continues through the OFF scans is
         vetoed by them: their logit should cancel the ON scans'."""
         plain, rows = self.run.preprocess(read_cadence(data_dir, donor)), []
