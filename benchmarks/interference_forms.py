@@ -48,9 +48,10 @@ def one_sided(rng: np.random.Generator) -> tuple[dict, tuple[int, ...], tuple[in
 
 
 def scored(model, images: list[np.ndarray], batch: int = 128) -> np.ndarray:
+    device = next(model.parameters()).device
     with torch.no_grad():
-        return np.concatenate([torch.sigmoid(model(torch.as_tensor(np.stack(images[i:i + batch])))).flatten().numpy()
-                               for i in range(0, len(images), batch)])
+        return np.concatenate([torch.sigmoid(model(torch.as_tensor(np.stack(images[i:i + batch]), device=device)))
+                               .flatten().cpu().numpy() for i in range(0, len(images), batch)])
 
 
 def drawn(scans: list[np.ndarray], forms: list[set], preprocess: Preprocess, layout: str, repeats: int, seed: int,
@@ -78,6 +79,25 @@ def drawn(scans: list[np.ndarray], forms: list[set], preprocess: Preprocess, lay
     return rows, images
 
 
+def passing(model, preprocess: Preprocess, layout: str, test: pd.DataFrame, root, haystacks: int = 1000,
+            repeats: int = 3, seed: int = 5, pairs: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, float, float]:
+    """The forms drawn onto the first `haystacks` clean haystacks of a run's test scores `test` (with the truth
+    columns), scored by its `model` (in eval mode) on its input: a row each, `above` its 1 % FPR threshold (with
+    `pairs`, also `needle_above` and `right`); the clean haystacks, the threshold and the cadences/s scored."""
+    threshold = metrics.threshold_at_fpr(test.target, test.score, 0.01)
+    clean = test[(test.target == 0) & ~test.backgrounds.fillna("").str.contains("continuous")].head(haystacks)
+    rows, images = drawn([preprocess(data.read_cadence(root, i)) for i in clean.id],
+                         [set(b.split(",")) for b in clean.backgrounds.fillna("")], preprocess, layout, repeats, seed,
+                         pairs)
+    start = time.perf_counter()
+    scores = scored(model, images).reshape(len(rows), -1)  # (needle,) twin or continuous signal
+    speed = len(images) / (time.perf_counter() - start)
+    table = pd.DataFrame(rows).assign(above=scores[:, -1] > threshold)
+    if pairs:
+        table = table.assign(needle_above=scores[:, 0] > threshold, right=scores[:, 0] > scores[:, 1])
+    return table, clean, threshold, speed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path)
@@ -89,22 +109,13 @@ def main() -> None:
     args = parser.parse_args()
     root = ensure_data(args.data)
     model, meta, test = trained_run(args.run, root)
-    preprocess = Preprocess(**meta["preprocess"])
-    threshold = metrics.threshold_at_fpr(test.target, test.score, 0.01)
-    clean = test[(test.target == 0) & ~test.backgrounds.fillna("").str.contains("continuous")].head(args.haystacks)
-    rows, images = drawn([preprocess(data.read_cadence(root, i)) for i in clean.id],
-                         [set(b.split(",")) for b in clean.backgrounds.fillna("")], preprocess, meta["layout"],
-                         args.repeats, args.seed, args.one_sided)
-    start = time.perf_counter()
-    scores = scored(model, images).reshape(len(rows), -1)  # (needle,) twin or continuous signal
-    seconds = time.perf_counter() - start
-    table = pd.DataFrame(rows).assign(above=scores[:, -1] > threshold)
+    table, clean, threshold, speed = passing(model, Preprocess(**meta["preprocess"]), meta["layout"], test, root,
+                                             args.haystacks, args.repeats, args.seed, args.one_sided)
     what = "one-sided twin" if args.one_sided else "continuous signal"
     print(f"{args.run}: 1 % FPR threshold {threshold:.4f}; clean haystacks above it: "
           f"{(clean.score > threshold).mean():.1%} of {len(clean)}; with one {what}: "
-          f"{table.above.mean():.1%} of {len(table)} ({len(images) / seconds:.0f} cadences/s scored)")
+          f"{table.above.mean():.1%} of {len(table)} ({speed:.0f} cadences/s scored)")
     if args.one_sided:
-        table = table.assign(needle_above=scores[:, 0] > threshold, right=scores[:, 0] > scores[:, 1])
         print(f"one-sided pairs: {table.right.mean():.1%} ranked right; needles above the threshold: "
               f"{table.needle_above.mean():.1%}")
     table["SNR"] = pd.cut(table.SNR, [8, 15, 30, 80], right=False)

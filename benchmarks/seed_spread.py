@@ -12,7 +12,9 @@ OFF scans set to 0; 8 counterfactual pairs a batch; scored as the mean of the in
 and is tested on its test split, so the seeds vary the training alone: a change compared on one split is a paired
 comparison) and prints, a row a seed and
 then their mean and standard deviation: validation and test AUC, recall at 1 % and 0.1 % FPR, the twin test (pairs
-ranked right, interference twins above the run's 1 % threshold), minutes, and on that split's search sample (02's
+ranked right, interference twins above the run's 1 % threshold), the share of the generator's continuous signals
+on its clean test haystacks that pass that threshold (`forms`, `interference_forms.py`'s first figure: 3,000 more
+twins of the rule, in more forms), minutes, and on that split's search sample (02's
 test cadences) the run alone and combined with level 3 as 04 combines them (`metrics.fisher_combined`): AUC and
 recall at 0.1 % FPR. About 4 minutes a seed on two cores.
 
@@ -35,6 +37,7 @@ import argparse
 import ast
 
 import pandas as pd
+from interference_forms import passing  # this folder's: the scripts run as files
 
 from seti_nb import metrics
 from seti_nb.config import Run, TrainConfig
@@ -68,6 +71,15 @@ def combined(data, result, seed: int, split: int) -> dict:
     return out
 
 
+def forms(data, result) -> dict:
+    """The share of the generator's continuous signals drawn onto the run's clean test haystacks that pass its 1 %
+    threshold (`interference_forms.py`'s first figure), where the data set has a truth table."""
+    if "backgrounds" not in result.test:
+        return {}
+    table = passing(result.model.eval(), result.run.preprocess, result.run.layout, result.test, data)[0]
+    return {"forms": table.above.mean()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="")
@@ -86,7 +98,7 @@ def main() -> None:
         rule = metrics.twin_table(twins, {"run": result.predict(twin_dir, twins)}, {"run": result.threshold})
         rows[f"seed {seed}"] = {**{k: result.row()[k] for k in ("val_auc", "auc", "recall_1pct", "recall_01pct")},
                                 "pairs right": rule["pairs right"]["run"],
-                                "twins above threshold": rule["twins above threshold"]["run"],
+                                "twins above threshold": rule["twins above threshold"]["run"], **forms(data, result),
                                 "minutes": result.row()["minutes"], **combined(data, result, seed, split)}
         print(pd.Series(rows[f"seed {seed}"], name=f"seed {seed}").round(3).to_frame().T.to_string(), flush=True)
     table = pd.DataFrame(rows).T
