@@ -13,8 +13,8 @@ and is tested on its test split, so the seeds vary the training alone: a change 
 comparison) and prints, a row a seed and
 then their mean and standard deviation: validation and test AUC, recall at 1 % and 0.1 % FPR, the twin test (pairs
 ranked right, interference twins above the run's 1 % threshold), the share of the generator's continuous signals
-on its clean test haystacks that pass that threshold (`forms`, `interference_forms.py`'s first figure: 3,000 more
-twins of the rule, in more forms), minutes, and on that split's search sample (02's
+on its clean test haystacks that pass that threshold (`forms`, `interference_forms.py`'s first figure: 3,000
+signals, whole paths and runs of three to five scans), minutes, and on that split's search sample (02's
 test cadences) the run alone and combined with level 3 as 04 combines them (`metrics.fisher_combined`): AUC and
 recall at 0.1 % FPR. About 4 minutes a seed on two cores.
 
