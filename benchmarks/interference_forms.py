@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from torch.utils.data import TensorDataset
 
 from seti_nb import data, metrics
 from seti_nb.cadence import ON_FRAMES
@@ -32,6 +33,7 @@ from seti_nb.preprocess import Preprocess
 from seti_nb.signals import continuous_path, draw_signal, in_band, render
 from seti_nb.study import trained_run
 from seti_nb.synth import BACKGROUNDS
+from seti_nb.train import predict
 from seti_nb.workbook import ensure_data
 
 SNR_RANGE = (8.0, 80.0)  # the twin test's: from where a good detector starts to find needles
@@ -47,11 +49,11 @@ def one_sided(rng: np.random.Generator) -> tuple[dict, tuple[int, ...], tuple[in
             return params, (scan,), tuple(sorted((scan, other)))
 
 
-def scored(model, images: list[np.ndarray], batch: int = 128) -> np.ndarray:
-    device = next(model.parameters()).device
-    with torch.no_grad():
-        return np.concatenate([torch.sigmoid(model(torch.as_tensor(np.stack(images[i:i + batch]), device=device)))
-                               .flatten().cpu().numpy() for i in range(0, len(images), batch)])
+def scored(model, images: list[np.ndarray], tta: bool) -> np.ndarray:
+    """The model's scores of `images` as its run scored its test split (`tta`: with the frequency mirror), so they
+    compare with the threshold drawn from its test scores."""
+    images = torch.as_tensor(np.stack(images))
+    return predict(model, TensorDataset(images, torch.zeros(len(images))), device="cpu", tta=tta)
 
 
 def drawn(scans: list[np.ndarray], forms: list[set], preprocess: Preprocess, layout: str, repeats: int, seed: int,
@@ -80,7 +82,8 @@ def drawn(scans: list[np.ndarray], forms: list[set], preprocess: Preprocess, lay
 
 
 def passing(model, preprocess: Preprocess, layout: str, test: pd.DataFrame, root, haystacks: int = 1000,
-            repeats: int = 3, seed: int = 5, pairs: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, float, float]:
+            repeats: int = 3, seed: int = 5, pairs: bool = False, tta: bool = False
+            ) -> tuple[pd.DataFrame, pd.DataFrame, float, float]:
     """The forms drawn onto the first `haystacks` clean haystacks of a run's test scores `test` (with the truth
     columns), scored by its `model` (in eval mode) on its input: a row each, `above` its 1 % FPR threshold (with
     `pairs`, also `needle_above` and `right`); the clean haystacks, the threshold and the cadences/s scored."""
@@ -90,7 +93,7 @@ def passing(model, preprocess: Preprocess, layout: str, test: pd.DataFrame, root
                          [set(b.split(",")) for b in clean.backgrounds.fillna("")], preprocess, layout, repeats, seed,
                          pairs)
     start = time.perf_counter()
-    scores = scored(model, images).reshape(len(rows), -1)  # (needle,) twin or continuous signal
+    scores = scored(model, images, tta).reshape(len(rows), -1)  # (needle,) twin or continuous signal
     speed = len(images) / (time.perf_counter() - start)
     table = pd.DataFrame(rows).assign(above=scores[:, -1] > threshold)
     if pairs:
@@ -110,7 +113,8 @@ def main() -> None:
     root = ensure_data(args.data)
     model, meta, test = trained_run(args.run, root)
     table, clean, threshold, speed = passing(model, Preprocess(**meta["preprocess"]), meta["layout"], test, root,
-                                             args.haystacks, args.repeats, args.seed, args.one_sided)
+                                             args.haystacks, args.repeats, args.seed, args.one_sided,
+                                             meta.get("tta", False))
     what = "one-sided twin" if args.one_sided else "continuous signal"
     print(f"{args.run}: 1 % FPR threshold {threshold:.4f}; clean haystacks above it: "
           f"{(clean.score > threshold).mean():.1%} of {len(clean)}; with one {what}: "

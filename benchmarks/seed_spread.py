@@ -76,7 +76,8 @@ def forms(data, result) -> dict:
     threshold (`interference_forms.py`'s first figure), where the data set has a truth table."""
     if "backgrounds" not in result.test:
         return {}
-    table = passing(result.model.eval(), result.run.preprocess, result.run.layout, result.test, data)[0]
+    table = passing(result.model.eval(), result.run.preprocess, result.run.layout, result.test, data,
+                    tta=result.run.tta)[0]
     return {"forms": table.above.mean()}
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
+from interference_forms import scored  # this folder's: the scripts run as files
 
 from seti_nb import data, metrics
 from seti_nb.cadence import ON_FRAMES
@@ -55,9 +55,7 @@ def main() -> None:
                                     meta["layout"]))
             rows.append({"snr": snr, "width_hz": params["width_hz"], "kind": params["kind"], "target": 1})
     start = time.perf_counter()
-    with torch.no_grad():
-        score = np.concatenate([torch.sigmoid(model(torch.as_tensor(np.stack(images[i:i + 128])))).flatten().numpy()
-                                for i in range(0, len(images), 128)])
+    score = scored(model, images, meta.get("tta", False))
     seconds = time.perf_counter() - start
     table = pd.DataFrame(rows)
     print(f"{args.run}: 1 % FPR threshold {threshold:.4f} (all {len(haystacks)} haystacks); {clean_threshold:.4f} for "
