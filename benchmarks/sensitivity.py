@@ -78,12 +78,13 @@ def main() -> None:
     print(f"{args.run}: the run's 1 % FPR threshold {threshold:.4f}, pure noise's {own:.4f}; {len(scans)} needles; "
           "the share found by matched-filter SNR (columns):")
     print(pd.DataFrame(shares).round(2).to_string(), "\n")
-    present = haystacks.backgrounds.fillna("").to_numpy()
-    by_form = {form: {"with it": in_haystacks[has].mean().round(2).tolist(),
-                      "without it": in_haystacks[~has].mean().round(2).tolist(), "haystacks": int(has.sum())}
-               for form in BACKGROUNDS if (has := np.array([form in p.split(",") for p in present])).any()}
-    print("in the test haystacks, by background (shares at the SNRs above):")
-    print(pd.DataFrame(by_form).T.to_string(), "\n")
+    if "backgrounds" in haystacks:  # the generator's truth table: which backgrounds each haystack holds
+        present = haystacks.backgrounds.fillna("").to_numpy()
+        by_form = {form: {"with it": in_haystacks[has].mean().round(2).tolist(),
+                          "without it": in_haystacks[~has].mean().round(2).tolist(), "haystacks": int(has.sum())}
+                   for form in BACKGROUNDS if (has := np.array([form in p.split(",") for p in present])).any()}
+        print("in the test haystacks, by background (shares at the SNRs above):")
+        print(pd.DataFrame(by_form).T.to_string(), "\n")
     masked = (scans == 0).all(axis=(1, 2))
     bright = ((np.abs(scans) > BRIGHT).sum(axis=(1, 2)) > 1) & ~masked  # a line, not a one-row burst
     peak = np.abs(units).max(axis=(1, 2))
