@@ -53,7 +53,7 @@ def scored(model, images: list[np.ndarray], tta: bool) -> np.ndarray:
     """The model's scores of `images` as its run scored its test split (`tta`: with the frequency mirror), so they
     compare with the threshold drawn from its test scores."""
     images = torch.as_tensor(np.stack(images))
-    return predict(model, TensorDataset(images, torch.zeros(len(images))), device="cpu", tta=tta)
+    return predict(model, TensorDataset(images, torch.zeros(len(images))), tta=tta)  # on a GPU where there is one
 
 
 def drawn(scans: list[np.ndarray], forms: list[set], preprocess: Preprocess, layout: str, repeats: int, seed: int,
